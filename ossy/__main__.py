@@ -1,0 +1,7 @@
+"""`python -m ossy` runs the CLI."""
+
+import sys
+
+from ossy.cli.main import main
+
+sys.exit(main())
