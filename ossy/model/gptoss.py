@@ -1,0 +1,264 @@
+"""The gpt-oss forward pass: every piece of model math, in one file (spec §2).
+
+Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the top-k router,
+the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token
+ids (of one or several sequences, each with its own `KVCache`) to logits.
+Does not own: reading files (`ossy.model.weights`), MXFP4 bit layout (`ossy.model.mxfp4`), cache
+storage (`ossy.model.cache`), sampling or text.
+
+Shapes: N tokens in a step (all sequences concatenated), T tokens of one sequence, S keys it
+attends over, H hidden, Hq query heads, Hkv kv heads, G = Hq / Hkv, D head_dim, E experts,
+K experts per token, I expert width, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import accumulate
+
+import torch
+import torch.nn.functional as F
+
+from ossy.model.cache import KVCache
+from ossy.model.config import GptOssConfig
+from ossy.model.errors import CheckpointError
+from ossy.model.mxfp4 import ExpertCache, PackedExperts
+from ossy.model.weights import tensor_shapes
+
+
+# -- building blocks ---------------------------------------------------------------------------
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """x [N, H] -> [N, H] in x's dtype; the math and the gain (fp32 weight [H]) in fp32."""
+    x32 = x.float()
+    return (weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps))).to(x.dtype)
+
+
+def rope_inv_freq(c: GptOssConfig) -> torch.Tensor:
+    """[D/2] fp32 YaRN (NTK-by-parts) inverse frequencies; plain RoPE when the factor is 1."""
+    d, base = c.head_dim, c.rope_theta
+    pos_freqs = base ** (torch.arange(0, d, 2, dtype=torch.float32) / d)  # [D/2]
+
+    def correction_dim(rotations: float) -> float:
+        return d * math.log(c.original_max_position_embeddings / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = correction_dim(c.rope_beta_fast), correction_dim(c.rope_beta_slow)
+    if c.rope_truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, d - 1)
+    if low == high:
+        high += 0.001  # a zero-width ramp would divide by zero
+    ramp = ((torch.arange(d // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)  # [D/2]
+    keep = 1 - ramp  # 1: original frequency (extrapolate), 0: divided by the factor
+    return (1.0 / (c.rope_scaling_factor * pos_freqs)) * (1 - keep) + (1.0 / pos_freqs) * keep
+
+
+def rope_tables(inv_freq: torch.Tensor, positions: torch.Tensor, concentration: float, dtype: torch.dtype):
+    """positions [N] -> (cos, sin) [N, 1, D/2] in `dtype`, both scaled by the YaRN concentration."""
+    angles = positions.float()[:, None] * inv_freq  # [N, D/2] fp32
+    return ((angles.cos() * concentration).to(dtype)[:, None, :],
+            (angles.sin() * concentration).to(dtype)[:, None, :])
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE: x [N, heads, D] with cos/sin [N, 1, D/2]."""
+    x1, x2 = x.chunk(2, dim=-1)  # [N, heads, D/2] each
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
+def visible_keys(query_positions: torch.Tensor, key_positions: torch.Tensor, window: int | None) -> torch.Tensor:
+    """[T, S] bool: causal, and on sliding layers only the last `window` positions (self included)."""
+    delta = query_positions[:, None] - key_positions[None, :]  # [T, S]
+    if window is None:
+        return delta >= 0
+    return (delta >= 0) & (delta < window)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor,
+              visible: torch.Tensor) -> torch.Tensor:
+    """Softmax attention whose denominator also holds exp(sink) per head (no value for it).
+
+    q [T, Hq, D]; k, v [S, Hkv, D]; sinks [Hq] fp32; visible [T, S] -> [T, Hq, D].
+    Query head h reads kv head h // G.
+    """
+    T, Hq, D = q.shape
+    Hkv = k.shape[1]
+    qg = q.view(T, Hkv, Hq // Hkv, D).permute(1, 2, 0, 3).reshape(Hkv, -1, D)  # [Hkv, G*T, D]
+    scores = torch.bmm(qg, k.permute(1, 2, 0)) * D**-0.5  # [Hkv, G*T, S]
+    scores = scores.view(Hq, T, -1).float().masked_fill(~visible, float("-inf"))  # [Hq, T, S]
+    sink = sinks.view(Hq, 1, 1).expand(Hq, T, 1)  # [Hq, T, 1]
+    probs = torch.cat((scores, sink), dim=-1).softmax(dim=-1)[..., :-1]  # [Hq, T, S], sink dropped
+    out = torch.bmm(probs.to(v.dtype).view(Hkv, -1, probs.shape[-1]), v.transpose(0, 1))  # [Hkv, G*T, D]
+    return out.view(Hq, T, D).transpose(0, 1)  # [T, Hq, D]
+
+
+def swiglu(h: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
+    """h [n, 2I] with interleaved (gate, linear) columns -> [n, I]."""
+    gate, linear = h[:, 0::2], h[:, 1::2]
+    gate = gate.clamp(max=limit)  # above only
+    linear = linear.clamp(-limit, limit)
+    return gate * torch.sigmoid(alpha * gate) * (linear + 1)
+
+
+class DenseExperts:
+    """One layer's experts as plain tensors, stored [out, in] for F.linear."""
+
+    def __init__(self, gate_up: torch.Tensor, gate_up_bias, down: torch.Tensor, down_bias) -> None:
+        self.gate_up = gate_up.transpose(1, 2).contiguous()  # [E, 2I, H] from HF's [E, H, 2I]
+        self.down = down.transpose(1, 2).contiguous()  # [E, H, I] from HF's [E, I, H]
+        self.gate_up_bias, self.down_bias = gate_up_bias, down_bias
+
+    def get(self, e: int):
+        """(W1 [2I, H], b1 [2I], W2 [H, I], b2 [H]) of expert e."""
+        return self.gate_up[e], self.gate_up_bias[e], self.down[e], self.down_bias[e]
+
+
+# -- weights -----------------------------------------------------------------------------------
+@dataclass
+class Layer:
+    sliding: bool
+    input_norm: torch.Tensor  # [H] fp32
+    qkv: torch.Tensor  # [(Hq + 2 Hkv) D, H]: q, k, v rows
+    qkv_bias: torch.Tensor  # [(Hq + 2 Hkv) D]
+    out: torch.Tensor  # [H, Hq D]
+    out_bias: torch.Tensor  # [H]
+    sinks: torch.Tensor  # [Hq] fp32
+    mlp_norm: torch.Tensor  # [H] fp32
+    router: torch.Tensor  # [E, H]
+    router_bias: torch.Tensor  # [E]
+    experts: DenseExperts | PackedExperts
+
+
+def _check(config: GptOssConfig, tensors: dict[str, torch.Tensor], packed: bool) -> None:
+    for name, shape in tensor_shapes(config, mxfp4=packed).items():
+        if name not in tensors:
+            raise CheckpointError(f"missing tensor {name}")
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"tensor {name} has shape {list(tensors[name].shape)}, expected {list(shape)}")
+
+
+def _layer(config: GptOssConfig, i: int, t: dict[str, torch.Tensor], dtype: torch.dtype,
+           cache: ExpertCache | None) -> Layer:
+    p = f"model.layers.{i}."
+    a, x = p + "self_attn.", p + "mlp.experts."
+    if x + "gate_up_proj_blocks" in t:
+        experts = PackedExperts(t[x + "gate_up_proj_blocks"], t[x + "gate_up_proj_scales"],
+                                t[x + "gate_up_proj_bias"].to(dtype), t[x + "down_proj_blocks"],
+                                t[x + "down_proj_scales"], t[x + "down_proj_bias"].to(dtype), dtype, cache, key=i)
+    else:
+        experts = DenseExperts(t[x + "gate_up_proj"].to(dtype), t[x + "gate_up_proj_bias"].to(dtype),
+                               t[x + "down_proj"].to(dtype), t[x + "down_proj_bias"].to(dtype))
+    return Layer(
+        sliding=config.is_sliding(i),
+        input_norm=t[p + "input_layernorm.weight"].float(),
+        qkv=torch.cat([t[a + f"{n}_proj.weight"] for n in "qkv"]).to(dtype),
+        qkv_bias=torch.cat([t[a + f"{n}_proj.bias"] for n in "qkv"]).to(dtype),
+        out=t[a + "o_proj.weight"].to(dtype),
+        out_bias=t[a + "o_proj.bias"].to(dtype),
+        sinks=t[a + "sinks"].float(),
+        mlp_norm=t[p + "post_attention_layernorm.weight"].float(),
+        router=t[p + "mlp.router.weight"].to(dtype),
+        router_bias=t[p + "mlp.router.bias"].to(dtype),
+        experts=experts,
+    )
+
+
+# -- the model ---------------------------------------------------------------------------------
+class GptOss:
+    """A gpt-oss model in memory. Experts stay as stored (MXFP4 packed or dense)."""
+
+    def __init__(self, config: GptOssConfig, embed: torch.Tensor, layers: list[Layer], norm: torch.Tensor,
+                 unembed: torch.Tensor, dtype: torch.dtype) -> None:
+        self.config = config
+        self.dtype = dtype
+        self.embed = embed  # [V, H]
+        self.layers = layers
+        self.norm = norm  # [H] fp32
+        self.unembed = unembed  # [V, H]
+        self.inv_freq = rope_inv_freq(config).to(embed.device)  # [D/2] fp32
+
+    @classmethod
+    def from_tensors(cls, config: GptOssConfig, tensors: dict[str, torch.Tensor],
+                     dtype: torch.dtype = torch.bfloat16, expert_cache_bytes: int = 0) -> "GptOss":
+        """Build from canonical (HF-named) tensors, as `weights.Checkpoint.load` returns them.
+
+        MXFP4 experts stay packed; up to `expert_cache_bytes` of dequantized experts are kept
+        (least recently used first out) across steps.
+        """
+        packed = "model.layers.0.mlp.experts.gate_up_proj_blocks" in tensors
+        _check(config, tensors, packed)
+        cache = ExpertCache(expert_cache_bytes) if packed and expert_cache_bytes > 0 else None
+        layers = [_layer(config, i, tensors, dtype, cache) for i in range(config.num_hidden_layers)]
+        return cls(config, tensors["model.embed_tokens.weight"].to(dtype), layers,
+                   tensors["model.norm.weight"].float(), tensors["lm_head.weight"].to(dtype), dtype)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config, self.dtype, self.embed.device)
+
+    @torch.inference_mode()
+    def forward(self, token_ids: torch.Tensor, cache: KVCache, last_only: bool = False) -> torch.Tensor:
+        """One sequence: token ids [T] continuing `cache` -> fp32 logits [T, V] ([1, V] if last_only)."""
+        return self.forward_batch([(token_ids, cache)], last_only=last_only)[0]
+
+    @torch.inference_mode()
+    def forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool = False) -> list[torch.Tensor]:
+        """Several sequences in one step, each (ids [T_b], its cache); returns fp32 logits per
+        sequence. Linear layers and experts see all N = sum T_b tokens at once."""
+        lengths = [ids.shape[0] for ids, _ in sequences]
+        positions = torch.cat([torch.arange(c.length, c.length + n) for (_, c), n in zip(sequences, lengths)])
+        positions = positions.to(self.embed.device)  # [N]
+        x = F.embedding(torch.cat([ids for ids, _ in sequences]).to(self.embed.device), self.embed)  # [N, H]
+        cos, sin = rope_tables(self.inv_freq, positions, self.config.yarn_concentration, self.dtype)
+        for i, layer in enumerate(self.layers):
+            caches = [c.layers[i] for _, c in sequences]
+            x = x + self._attention(layer, rms_norm(x, layer.input_norm, self.config.rms_norm_eps),
+                                    positions, cos, sin, caches, lengths)
+            x = x + self._moe(layer, rms_norm(x, layer.mlp_norm, self.config.rms_norm_eps))
+        for (_, c), n in zip(sequences, lengths):
+            c.length += n
+        ends = list(accumulate(lengths))
+        rows = [slice(end - 1 if last_only else end - n, end) for end, n in zip(ends, lengths)]
+        h = rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
+        return [F.linear(h[r], self.unembed).float() for r in rows]  # [T_b or 1, V] each
+
+    def _attention(self, layer: Layer, h, positions, cos, sin, caches, lengths) -> torch.Tensor:
+        """h [N, H] -> attention block output [N, H]; attention runs per sequence on its cache."""
+        c = self.config
+        Hq, Hkv, D = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        qkv = F.linear(h, layer.qkv, layer.qkv_bias)  # [N, (Hq + 2 Hkv) D]
+        q, k, v = qkv.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
+        q = rotate(q.view(-1, Hq, D), cos, sin)  # [N, Hq, D]
+        k = rotate(k.view(-1, Hkv, D), cos, sin)  # [N, Hkv, D]
+        v = v.view(-1, Hkv, D)
+        window = c.sliding_window if layer.sliding else None
+        outs, start = [], 0
+        for cache, n in zip(caches, lengths):
+            seq = slice(start, start + n)
+            keys, values, key_positions = cache.update(k[seq], v[seq], positions[seq])  # [S, Hkv, D]
+            visible = visible_keys(positions[seq], key_positions, window)  # [T, S]
+            outs.append(attention(q[seq], keys, values, layer.sinks, visible))  # [T, Hq, D]
+            start += n
+        o = torch.cat(outs).view(-1, Hq * D)  # [N, Hq D]
+        return F.linear(o, layer.out, layer.out_bias)
+
+    def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
+        """h [N, H] -> sum over the top-K experts of routing weight * expert(h): [N, H]."""
+        c = self.config
+        logits = F.linear(h, layer.router, layer.router_bias)  # [N, E]
+        top, chosen = logits.topk(c.num_experts_per_tok, dim=-1)  # [N, K] on raw logits
+        weights = top.softmax(dim=-1).view(-1)  # [N*K]: softmax over the K chosen only
+        flat = chosen.view(-1)  # [N*K]
+        order = flat.argsort()  # (token, slot) pairs grouped by expert
+        counts = flat.bincount(minlength=layer.router.shape[0]).tolist()  # [E]
+        out = torch.zeros_like(h)
+        start = 0
+        for e, n in enumerate(counts):
+            if n == 0:
+                continue
+            pairs = order[start:start + n]  # [n] indices into N*K
+            tokens = pairs // c.num_experts_per_tok  # [n]
+            w1, b1, w2, b2 = layer.experts.get(e)
+            y = F.linear(swiglu(F.linear(h[tokens], w1, b1), c.swiglu_alpha, c.swiglu_limit), w2, b2)  # [n, H]
+            out.index_add_(0, tokens, y * weights[pairs, None])
+            start += n
+        return out
