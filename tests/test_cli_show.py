@@ -12,7 +12,8 @@ import torch
 
 import bad_checkpoints as bad
 import tiny
-from ossy.cli.show import human_number, render_info
+from ossy.cli.show import render_info
+from ossy.format import human_number
 from ossy.model.weights import Checkpoint, save_checkpoint
 
 

@@ -8,6 +8,7 @@ Owns: dispatch and error presentation. Each subcommand lives in its own module u
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 
@@ -15,7 +16,7 @@ from ossy import __version__
 from ossy.errors import USER_ERRORS
 
 # Modules under ossy.cli that register subcommands, in the order `ossy --help` lists them.
-COMMAND_MODULES = ["show"]
+COMMAND_MODULES = ["models", "show"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ossy show X | head`: the reader left; say nothing more
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

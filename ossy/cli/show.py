@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ossy.model.inspect import count_parameters, kv_cache_bytes, memory_needs, precision_counts
-from ossy.model.weights import Checkpoint
+from typing import TYPE_CHECKING
+
+from ossy.format import human_bytes, human_number
+
+if TYPE_CHECKING:  # torch-heavy: imported where used, so `ossy --help` and store commands start fast
+    from ossy.model.weights import Checkpoint
 
 CAPABILITIES = ("completion", "tools", "thinking")  # every gpt-oss model speaks harmony
 _FIELDS = ("modelfile", "template", "parameters", "license", "system")
@@ -42,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
         return show_named(args)
     path = Path(args.model).expanduser()
+    from ossy.model.weights import Checkpoint
+
     checkpoint = Checkpoint.open(path)
     license = _license(checkpoint)
     if args.license:
@@ -68,6 +74,8 @@ def _license(checkpoint: Checkpoint) -> str | None:
 def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | None = None,
                 license: str | None = None, system: str | None = None) -> str:
     """The `ollama show` text for a checkpoint; Parameters / System / License only when given."""
+    from ossy.model.inspect import count_parameters
+
     counts = count_parameters(checkpoint.config)
     sections = [("Model", _model_rows(checkpoint, counts.total)),
                 ("Capabilities", [(c,) for c in CAPABILITIES])]
@@ -81,13 +89,13 @@ def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | Non
             ("Tensors", [(t.name, t.precision, _shape(t.shape)) for t in checkpoint.tensor_infos()]),
         ]
     if system:
-        sections.append(("System", _head(system)))
+        sections.append(("System", head_rows(system)))
     if license:
-        sections.append(("License", _head(license)))
-    return "\n".join(_table(title, rows) for title, rows in sections)
+        sections.append(("License", head_rows(license)))
+    return "\n".join(section_table(title, rows) for title, rows in sections)
 
 
-def _table(title: str, rows: list[tuple]) -> str:
+def section_table(title: str, rows: list[tuple]) -> str:
     """`  Title` then rows indented by 4 with columns padded to a common width, as ollama does."""
     widths = [max(len(str(row[i])) for row in rows if len(row) > i) for i in range(max(map(len, rows)))]
     lines = [f"  {title}"]
@@ -149,6 +157,8 @@ def _metadata_rows(checkpoint: Checkpoint, total: int) -> list[tuple]:
 def _count_rows(checkpoint: Checkpoint, counts) -> list[tuple]:
     rows = [("total", f"{counts.total:,}", human_number(counts.total)),
             ("active per token", f"{counts.active:,}", human_number(counts.active))]
+    from ossy.model.inspect import precision_counts
+
     for precision, n in precision_counts(checkpoint.tensor_infos()).items():
         rows.append((precision, f"{n:,}", human_number(n)))
     return rows
@@ -156,6 +166,8 @@ def _count_rows(checkpoint: Checkpoint, counts) -> list[tuple]:
 
 def _memory_rows(checkpoint: Checkpoint) -> list[tuple]:
     c = checkpoint.config
+    from ossy.model.inspect import kv_cache_bytes, memory_needs
+
     needs = memory_needs(c)
     files = {t.file for t in checkpoint.tensor_infos()}
     return [
@@ -167,7 +179,7 @@ def _memory_rows(checkpoint: Checkpoint) -> list[tuple]:
     ]
 
 
-def _head(text: str) -> list[tuple]:
+def head_rows(text: str) -> list[tuple]:
     """The first two lines, then `...` if there is more (how ollama shows a license)."""
     lines = text.strip("\n").splitlines()
     return [(line,) for line in lines[:2]] + ([("...",)] if len(lines) > 2 else [])
@@ -175,23 +187,3 @@ def _head(text: str) -> list[tuple]:
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "[" + " ".join(map(str, shape)) + "]"
-
-
-def human_number(n: int) -> str:
-    """Ollama's format.HumanNumber: 20914757184 -> 20.9B, 3608166144 -> 3.6B."""
-    for unit, size in (("B", 10**9), ("M", 10**6)):
-        if n >= size:
-            value = n / size
-            return f"{value:.0f}{unit}" if value == int(value) else f"{value:.{1 if unit == 'B' else 2}f}{unit}"
-    return f"{n / 1000:.0f}K" if n >= 1000 else str(n)
-
-
-def human_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value, unit = n / 1024, "KiB"
-    for bigger in ("MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.2f} {unit}"

@@ -1,0 +1,180 @@
+"""Building a stored model from a Modelfile (`ollama create`), and the Modelfile of a stored model.
+
+Owns: resolving FROM (a checkpoint directory, relative to the Modelfile's directory; a model
+name in either store; a GGUF file, refused for now), copying checkpoint files into blobs, the
+gpt-oss defaults a bare checkpoint gets (`ossy.modelfile.gptoss_defaults`: the library
+TEMPLATE, `temperature 1`, the Apache-2.0 LICENSE), the layers each instruction makes and how
+they combine with a base model's (Ollama's rules: TEMPLATE, SYSTEM, MESSAGE and TOOLS replace,
+PARAMETERs merge name by name, LICENSEs add up), the config blob, and `modelfile_of`, the
+inverse used by `show --modelfile`.
+Does not own: Modelfile syntax (`ossy.modelfile`), blob and manifest writing (`ossy.store.store`)
+or any output (progress goes to a `Progress`).
+
+Config blob (Ollama's ConfigV2): model_format ("safetensors", or the base's), model_family
+"gptoss", model_families, model_type (parameter count as Ollama shows it, "20.9B"), file_type
+(the experts' precision, "MXFP4"), context_length, requires, and, as in Ollama, architecture and
+os naming the platform that built it (e.g. "amd64", "linux"), plus rootfs.diff_ids.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+from ossy.errors import NotFoundError, OssyError
+from ossy.format import human_number
+from ossy.modelfile import Modelfile, gptoss_defaults
+from ossy.store import manifest as mt
+from ossy.store.manifest import Layer, Manifest
+from ossy.store.names import InvalidNameError, parse_name
+from ossy.store.store import Counter, Library, Model, Progress, Transaction
+
+CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".jinja")  # what a checkpoint directory keeps
+GGUF_MAGIC = b"GGUF"
+
+
+def create(library: Library, name: str, modelfile: Modelfile, *, base_dir: Path, progress: Progress | None = None) -> Model:
+    """Store the model `modelfile` describes as `name`; FROM paths are relative to `base_dir`."""
+    progress = progress or Progress()
+    target = parse_name(name)
+    if modelfile.adapters:
+        raise OssyError("ADAPTER is not supported yet: merge the adapter into the checkpoint first")
+    source = _resolve_from(library, modelfile.from_, base_dir)
+    progress.status("gathering model components")
+    with library.store.transaction() as tx:
+        if isinstance(source, Path):
+            weights, config = _checkpoint_layers(tx, source, progress)
+            metadata = _metadata(tx, modelfile.with_defaults(gptoss_defaults()), [], progress)
+        else:
+            library.bring(source, tx, progress)
+            weights = [x for x in source.manifest.layers if x.media_type not in mt.METADATA]
+            config = dict(source.config)
+            metadata = _metadata(tx, modelfile, source.manifest.layers, progress)
+        layers = weights + metadata
+        if modelfile.requires:
+            config["requires"] = modelfile.requires
+        config["rootfs"] = {"type": "layers", "diff_ids": [x.digest for x in layers]}
+        config_layer, _ = tx.put(mt.CONFIG, _json(config))
+        progress.status("writing manifest")
+        return tx.commit(target, Manifest(config_layer, tuple(layers)).to_json())
+
+
+# -- FROM --------------------------------------------------------------------------------------
+def _resolve_from(library: Library, value: str, base_dir: Path) -> Path | Model:
+    """The checkpoint directory or stored model FROM names (Ollama: an existing path wins)."""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if path.is_dir():
+        return path
+    if path.is_file():
+        with open(path, "rb") as f:
+            if f.read(4) == GGUF_MAGIC:
+                raise OssyError(f"FROM {value}: GGUF files are not supported yet; "
+                                f"use a gpt-oss safetensors checkpoint directory")
+        raise OssyError(f"FROM {value}: not a checkpoint directory or GGUF file")
+    try:
+        model = library.find(value)
+    except InvalidNameError:
+        model = None
+    if model is None:
+        raise NotFoundError(f"FROM {value}: no such checkpoint directory ({path}) or model (see 'ossy list')")
+    return model
+
+
+def _checkpoint_layers(tx: Transaction, directory: Path, progress: Progress) -> tuple[list[Layer], dict]:
+    """Copy a checkpoint's files into blobs (one layer each) and describe it in a config."""
+    from ossy.model.weights import Checkpoint
+
+    checkpoint = Checkpoint.open(directory)  # refuses what is not a valid gpt-oss checkpoint
+    files = sorted(p for p in checkpoint.path.iterdir()
+                   if p.suffix in CHECKPOINT_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    counter = Counter(progress, "copying model files", sum(p.stat().st_size for p in files))
+    layers = [Layer(mt.CHECKPOINT_FILE, *_copy_file(tx, p, counter), name=p.name) for p in files]
+    return layers, _checkpoint_config(checkpoint)
+
+
+def _copy_file(tx: Transaction, file: Path, counter: Counter) -> tuple[str, int]:
+    """(digest, size) of `file` staged as a blob. A file that already is one of this store's
+    blobs (a `checkpoint_dir` link) is taken by its name, without reading it."""
+    real = file.resolve()
+    if real.parent == tx.store.blobs.resolve() and real.name.startswith("sha256-"):
+        size = real.stat().st_size
+        counter.advance(size)
+        return real.name.replace("-", ":", 1), size
+    with open(file, "rb") as f:
+        return tx.put_stream(f, counter)
+
+
+def _checkpoint_config(checkpoint) -> dict:
+    from ossy.model.inspect import count_parameters, precision_counts
+
+    return {
+        "model_format": "safetensors",
+        "model_family": "gptoss",
+        "model_families": ["gptoss"],
+        "model_type": human_number(count_parameters(checkpoint.config).total),
+        "file_type": "MXFP4" if checkpoint.mxfp4 else next(iter(precision_counts(checkpoint.tensor_infos()))),
+        "context_length": checkpoint.config.context_length,
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+        "os": sys.platform,
+    }
+
+
+# -- instructions -> layers --------------------------------------------------------------------
+def _metadata(tx: Transaction, modelfile: Modelfile, base: list[Layer] | tuple[Layer, ...], progress: Progress) -> list[Layer]:
+    """The metadata layers: the base's, with what the Modelfile sets replacing or adding to them."""
+    layers = {t: [x for x in base if x.media_type == t] for t in mt.METADATA}
+
+    def put(media_type: str, data: bytes) -> Layer:
+        layer, new = tx.put(media_type, data)
+        progress.status(f"{'creating new' if new else 'using existing'} layer {layer.digest}")
+        return layer
+
+    if modelfile.template is not None:
+        layers[mt.TEMPLATE] = [put(mt.TEMPLATE, modelfile.template.encode())]
+    if modelfile.system is not None:
+        layers[mt.SYSTEM] = [put(mt.SYSTEM, modelfile.system.encode())]
+    if modelfile.parameters:
+        inherited = json.loads(tx.read(layers[mt.PARAMS][-1])) if layers[mt.PARAMS] else {}
+        layers[mt.PARAMS] = [put(mt.PARAMS, _json({**inherited, **modelfile.parameters}))]
+    if modelfile.messages:
+        messages = [{"role": role, "content": content} for role, content in modelfile.messages]
+        layers[mt.MESSAGES] = [put(mt.MESSAGES, _json(messages))]
+    if modelfile.tools:
+        layers[mt.TOOLS] = [put(mt.TOOLS, _json(list(modelfile.tools)))]
+    for text in modelfile.licenses:
+        layer = put(mt.LICENSE, text.encode())
+        if layer.digest not in {x.digest for x in layers[mt.LICENSE]}:
+            layers[mt.LICENSE].append(layer)
+    return [x for t in mt.METADATA for x in layers[t]]
+
+
+def _json(value) -> bytes:
+    """Compact JSON with sorted keys and whole floats written as integers, as Go marshals them."""
+    def go(v):
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, dict):
+            return {k: go(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [go(x) for x in v]
+        return v
+
+    return json.dumps(go(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -- stored model -> Modelfile -----------------------------------------------------------------
+def modelfile_of(model: Model, from_: str) -> Modelfile:
+    """The Modelfile that rebuilds `model` from `from_` (its checkpoint directory or a name)."""
+    return Modelfile(
+        from_=from_,
+        parameters=model.parameters,
+        template=model.template,
+        system=model.system,
+        licenses=model.licenses,
+        messages=[(m["role"], m["content"]) for m in model.messages],
+        requires=model.config.get("requires"),
+        tools=list(model.tools or []),
+    )

@@ -1,0 +1,441 @@
+"""The model store: content-addressed blobs plus manifests, in Ollama's on-disk layout.
+
+Owns: one models directory (`Store`: `blobs/sha256-<hex>`, `manifests/<host>/<namespace>/
+<model>/<tag>`, and ossy's `checkpoints/`), the stored models read from it (`Model`), and the
+pair of sources ossy reads (`Library`: the ossy store, writable, and an existing Ollama store,
+read-only, found through `ossy.config.settings`). Copying, removing, garbage collection, and
+`checkpoint_dir`, which gives a stored checkpoint the directory form the loader opens.
+Does not own: turning a Modelfile into layers (`ossy.store.create`) or any output.
+
+Safety: blobs are written under a temp name and renamed once complete and fsynced; a manifest
+is written the same way and only after all its blobs, so an interrupted write leaves the store
+as it was (plus a temp file that `gc` removes once its writer is dead). Writers hold the store
+lock shared; `gc` runs only when it can take the lock alone, so it never deletes a blob that a
+create in progress has written but not yet named in a manifest.
+
+Runnable directories: `checkpoint_dir(model)` materialises `checkpoints/<key>/` holding one
+relative symlink per checkpoint file into `blobs/` (key = hash of the (name, digest) list, so
+models sharing weights share the directory). It is built in a temp directory and renamed into
+place, and `gc` removes the ones no manifest needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+from ossy.errors import NotFoundError, OssyError
+from ossy.store import manifest as mt
+from ossy.store.files import StoreLock, TempFile, atomic_write, publish, remove_stale_temps, temp_name
+from ossy.store.manifest import Layer, Manifest
+from ossy.store.names import ModelName, name_from_path, parse_name
+
+CHUNK = 1 << 22
+
+
+class ReadOnlyError(OssyError):
+    """A write to the Ollama store, which ossy only reads."""
+
+
+class Progress:
+    """What a long store operation reports; the CLI prints it, a server could stream it."""
+
+    def status(self, text: str) -> None:
+        """A step begins (`writing manifest`)."""
+
+    def transfer(self, text: str, done: int, total: int) -> None:
+        """`done` of `total` bytes of a copy (`copying model files`)."""
+
+
+class Counter:
+    """Bytes copied so far in one step, reported to a `Progress`."""
+
+    def __init__(self, progress: Progress, text: str, total: int) -> None:
+        self.progress, self.text, self.total, self.done = progress, text, total, 0
+        progress.transfer(text, 0, total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        self.progress.transfer(self.text, self.done, self.total)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A stored model: its name, manifest, and the store holding its blobs."""
+
+    name: ModelName
+    store: "Store"
+    manifest: Manifest
+    raw: bytes  # the manifest file as stored
+    modified: float  # manifest mtime
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of the manifest file; `ollama list`'s ID is its first 12 characters."""
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self.manifest.size
+
+    @cached_property
+    def config(self) -> dict:
+        data = self.store.read_blob(self.manifest.config)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise OssyError(f"model '{self.name}': config blob is not JSON") from None
+
+    def texts(self, media_type: str) -> list[str]:
+        return [self.store.read_blob(layer).decode() for layer in self.manifest.of_type(media_type)]
+
+    def text(self, media_type: str) -> str | None:
+        texts = self.texts(media_type)
+        return texts[-1] if texts else None
+
+    def json(self, media_type: str, default):
+        text = self.text(media_type)
+        return default if text is None else json.loads(text)
+
+    @property
+    def template(self) -> str | None:
+        return self.text(mt.TEMPLATE)
+
+    @property
+    def system(self) -> str | None:
+        return self.text(mt.SYSTEM)
+
+    @property
+    def parameters(self) -> dict:
+        return self.json(mt.PARAMS, {})
+
+    @property
+    def licenses(self) -> list[str]:
+        return self.texts(mt.LICENSE)
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.json(mt.MESSAGES, [])
+
+    @property
+    def tools(self) -> list | None:
+        return self.json(mt.TOOLS, None)
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return bool(self.manifest.of_type(mt.CHECKPOINT_FILE))
+
+
+class Store:
+    """One models directory in Ollama's layout; `read_only` for an Ollama store."""
+
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
+        self.root = Path(root)
+        self.read_only = read_only
+        self.blobs = self.root / "blobs"
+        self.manifests = self.root / "manifests"
+        self.checkpoints = self.root / "checkpoints"
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r}{', read_only=True' if self.read_only else ''})"
+
+    # -- reading -------------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        algorithm, _, hexdigest = digest.partition(":")
+        return self.blobs / f"{algorithm}-{hexdigest}"
+
+    def has_blob(self, layer: Layer) -> bool:
+        path = self.blob_path(layer.digest)
+        return path.is_file() and path.stat().st_size == layer.size
+
+    def read_blob(self, layer: Layer) -> bytes:
+        try:
+            return self.blob_path(layer.digest).read_bytes()
+        except FileNotFoundError:
+            raise OssyError(f"{self.root}: blob {layer.digest} is missing (the store is damaged)") from None
+
+    def get(self, name: ModelName) -> Model | None:
+        path = self.manifests / name.path
+        try:
+            data = path.read_bytes()
+            modified = path.stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except PermissionError:
+            raise OssyError(f"{path}: permission denied") from None
+        return Model(name, self, Manifest.from_json(data, str(path)), data, modified)
+
+    def names(self) -> list[ModelName]:
+        if not self.manifests.is_dir():
+            return []
+        found = (name_from_path(p.relative_to(self.manifests).parts) for p in self.manifests.glob("*/*/*/*"))
+        return sorted(n for n in found if n is not None and (self.manifests / n.path).is_file())
+
+    def models(self) -> list[Model]:
+        return [m for m in map(self.get, self.names()) if m is not None]
+
+    # -- writing -------------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self.root} is an Ollama store, which ossy only reads")
+
+    def transaction(self) -> "Transaction":
+        self._writable()
+        return Transaction(self)
+
+    def delete_manifest(self, name: ModelName) -> None:
+        self._writable()
+        path = self.manifests / name.path
+        path.unlink()
+        for parent in list(path.parents)[:3]:  # tag's model, namespace and host directories
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+    # -- checkpoint directories ----------------------------------------------------------------
+    def checkpoint_dir(self, model: Model) -> Path:
+        """A directory the loader can open for `model`: relative symlinks into `blobs/`."""
+        files = model.manifest.of_type(mt.CHECKPOINT_FILE)
+        if not files:
+            raise OssyError(f"model '{model.name}' has no checkpoint files"
+                            + (" (its weights are GGUF, which ossy cannot load yet)"
+                               if model.manifest.of_type(mt.GGUF) else ""))
+        self._writable()
+        final = self.checkpoints / checkpoint_key(files)
+        if final.is_dir():
+            return final
+        with StoreLock(self.root).shared():
+            tmp = temp_name(self.checkpoints)
+            tmp.mkdir()
+            try:
+                for layer in files:
+                    self._link(tmp, layer, model)
+                try:
+                    tmp.rename(final)
+                except OSError:  # built meanwhile by another process
+                    if not final.is_dir():
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def _link(self, directory: Path, layer: Layer, model: Model) -> None:
+        rel = safe_relative(layer.name or "")
+        if rel is None:
+            raise OssyError(f"model '{model.name}': bad checkpoint file name {layer.name!r} in its manifest")
+        if not self.has_blob(layer):
+            raise OssyError(f"model '{model.name}': blob {layer.digest} ({rel}) is missing (the store is damaged)")
+        link = directory / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(self.blob_path(layer.digest), link.parent))
+
+    # -- garbage collection --------------------------------------------------------------------
+    def gc(self) -> None:
+        """Remove blobs and checkpoint directories that no manifest uses, and dead writers'
+        temp files. Skipped (until next time) while any writer holds the lock."""
+        if self.read_only:
+            return
+        lock = StoreLock(self.root)
+        if not lock.try_exclusive():
+            return
+        with lock:
+            for directory in (self.blobs, self.manifests, self.checkpoints):
+                remove_stale_temps(directory)
+            try:
+                manifests = [m.manifest for m in self.models()]
+            except OssyError:
+                return  # a corrupt manifest: we cannot tell what it uses, so delete nothing
+            used = {layer.digest for m in manifests for layer in (m.config, *m.layers)}
+            for blob in self.blobs.glob("sha256-*") if self.blobs.is_dir() else ():
+                if blob.name.replace("-", ":", 1) not in used:
+                    blob.unlink(missing_ok=True)
+            keys = {checkpoint_key(m.of_type(mt.CHECKPOINT_FILE)) for m in manifests}
+            for directory in self.checkpoints.iterdir() if self.checkpoints.is_dir() else ():
+                if directory.name not in keys and not directory.name.startswith("."):
+                    shutil.rmtree(directory, ignore_errors=True)
+
+
+class Transaction:
+    """One write to a store: blobs are staged under temp names and named only by `commit`,
+    right before the manifest, so an interrupted write leaves no new blob and no manifest.
+
+    A context manager holding the store lock shared; leaving it discards what was not committed.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = StoreLock(store.root).shared()
+        self._staged: dict[str, Path] = {}  # digest -> finished temp file
+        self._replaced = False  # a commit overwrote a manifest: its old blobs may be unused now
+        remove_stale_temps(store.blobs)
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for temp in self._staged.values():
+            temp.unlink(missing_ok=True)
+        self._staged.clear()
+        self._lock.release()
+        if self._replaced:
+            self.store.gc()
+
+    def has(self, digest: str) -> bool:
+        return digest in self._staged or self.store.blob_path(digest).is_file()
+
+    def read(self, layer: Layer) -> bytes:
+        staged = self._staged.get(layer.digest)
+        return staged.read_bytes() if staged else self.store.read_blob(layer)
+
+    def put(self, media_type: str, data: bytes, name: str | None = None) -> tuple[Layer, bool]:
+        """Stage `data` as a blob; (its layer, whether the blob is new to the store)."""
+        layer = Layer.of(media_type, data, name)
+        new = not self.has(layer.digest)
+        if new:
+            self.put_stream(io.BytesIO(data))
+        return layer, new
+
+    def put_stream(self, stream, counter: Counter | None = None) -> tuple[str, int]:
+        """Stage the bytes of `stream` as a blob while hashing them; (digest, size)."""
+        h = hashlib.sha256()
+        size = 0
+        tmp = TempFile(self.store.blobs)
+        try:
+            while chunk := stream.read(CHUNK):
+                h.update(chunk)
+                tmp.write(chunk)
+                size += len(chunk)
+                if counter:
+                    counter.advance(len(chunk))
+            tmp.finish()
+        except BaseException:
+            tmp.discard()
+            raise
+        digest = "sha256:" + h.hexdigest()
+        if self.has(digest):
+            tmp.path.unlink()
+        else:
+            self._staged[digest] = tmp.path
+        return digest, size
+
+    def adopt(self, source: Store, layer: Layer, counter: Counter) -> None:
+        """Stage `source`'s blob for `layer`: a hard link when both stores share a file system
+        (no copy, and it outlives Ollama pruning its own), else a copy checked against the digest."""
+        if self.has(layer.digest):
+            counter.advance(layer.size)
+            return
+        src = source.blob_path(layer.digest)
+        if not src.is_file():
+            raise OssyError(f"{source.root}: blob {layer.digest} is missing (the store is damaged)")
+        link = temp_name(self.store.blobs)
+        try:
+            os.link(src, link)
+        except OSError:  # another file system, or no hard links: copy
+            with open(src, "rb") as f:
+                digest, _ = self.put_stream(f, counter)
+            if digest != layer.digest:
+                self._staged.pop(digest).unlink()
+                raise OssyError(f"{src}: content does not match its digest {layer.digest}") from None
+            return
+        self._staged[layer.digest] = link
+        counter.advance(layer.size)
+
+    def commit(self, name: ModelName, data: bytes) -> Model:
+        """Name the blobs the manifest `data` uses, then the manifest itself."""
+        manifest = Manifest.from_json(data, f"manifest for '{name}'")
+        layers = (manifest.config, *manifest.layers)
+        for layer in layers:
+            if not self.has(layer.digest):
+                raise OssyError(f"cannot write '{name}': blob {layer.digest} is missing")
+        for layer in layers:
+            if layer.digest in self._staged:
+                publish(self._staged.pop(layer.digest), self.store.blob_path(layer.digest), replace=False)
+        self._replaced = self._replaced or self.store.get(name) is not None
+        atomic_write(self.store.manifests / name.path, data)
+        model = self.store.get(name)
+        assert model is not None
+        return model
+
+
+def checkpoint_key(files: list[Layer]) -> str:
+    listing = json.dumps([[layer.name, layer.digest] for layer in files]).encode()
+    return hashlib.sha256(listing).hexdigest()[:32]
+
+
+def safe_relative(name: str) -> PurePosixPath | None:
+    """`name` as a relative path that stays inside its directory, else None."""
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or any(part in ("", ".", "..") for part in path.parts):
+        return None
+    return path
+
+
+class Library:
+    """The models ossy sees: its own store first, then the Ollama store (read-only)."""
+
+    def __init__(self, store: Store, ollama: Store | None = None) -> None:
+        self.store = store
+        self.ollama = ollama
+
+    @classmethod
+    def from_settings(cls, settings=None) -> "Library":
+        from ossy.config import settings as read_settings
+
+        s = settings or read_settings()
+        same = s.ollama_models.resolve() == s.models.resolve()
+        return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True))
+
+    @property
+    def stores(self) -> list[Store]:
+        return [self.store] + ([self.ollama] if self.ollama else [])
+
+    def find(self, name: str | ModelName) -> Model | None:
+        name = parse_name(name) if isinstance(name, str) else name
+        for store in self.stores:
+            model = store.get(name)
+            if model is not None:
+                return model
+        return None
+
+    def get(self, name: str | ModelName) -> Model:
+        model = self.find(name)
+        if model is None:
+            raise NotFoundError(f"model '{name}' not found")
+        return model
+
+    def models(self) -> list[Model]:
+        return [m for store in self.stores for m in store.models()]
+
+    def bring(self, model: Model, tx: Transaction, progress: Progress) -> None:
+        """Stage in `tx` every blob of `model` that the ossy store lacks (adopting Ollama's)."""
+        if model.store is self.store:
+            return
+        layers = (model.manifest.config, *model.manifest.layers)
+        counter = Counter(progress, "copying model files", sum(layer.size for layer in layers))
+        for layer in layers:
+            tx.adopt(model.store, layer, counter)
+
+    def copy(self, src: str, dst: str, progress: Progress | None = None) -> Model:
+        """`ollama cp`: the same manifest under a second name (so the same ID)."""
+        model = self.get(src)
+        target = parse_name(dst)
+        with self.store.transaction() as tx:
+            self.bring(model, tx, progress or Progress())
+            return tx.commit(target, model.raw)
+
+    def remove(self, name: str) -> None:
+        parsed = parse_name(name)
+        if self.store.get(parsed) is None:
+            if self.ollama and self.ollama.get(parsed) is not None:
+                raise ReadOnlyError(f"model '{name}' is in the Ollama store ({self.ollama.root}), which ossy "
+                                    f"only reads; remove it with 'ollama rm {name}'")
+            raise NotFoundError(f"model '{name}' not found")
+        self.store.delete_manifest(parsed)
+        self.store.gc()

@@ -1,0 +1,89 @@
+"""Helpers for the store tests: tiny gpt-oss checkpoints written by ossy (no transformers), a
+fake Ollama store laid out as Ollama lays it out, and the real `ossy` command in a subprocess
+with OSSY_HOME / OLLAMA_MODELS pointing into a test directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ossy.model.config import FULL, SLIDING, GptOssConfig
+from ossy.model.weights import save_checkpoint, tensor_shapes
+
+
+def tiny_config(vocab_size: int = 101) -> GptOssConfig:
+    return GptOssConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4,
+                        num_experts_per_tok=2, sliding_window=4, layer_types=(SLIDING, FULL),
+                        max_position_embeddings=256)
+
+
+def make_checkpoint(path: Path, *, vocab_size: int = 101, seed: int = 0) -> Path:
+    """A random MXFP4 gpt-oss checkpoint directory; a large `vocab_size` makes it big."""
+    config = tiny_config(vocab_size)
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {name: torch.randn(shape, generator=gen) * 0.1
+               for name, shape in tensor_shapes(config, mxfp4=False).items()}
+    return save_checkpoint(path, config, tensors, mxfp4=True)
+
+
+def _blob(root: Path, data: bytes) -> dict:
+    digest = hashlib.sha256(data).hexdigest()
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    (root / "blobs" / f"sha256-{digest}").write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+OLLAMA_TEMPLATE = "{{ if .System }}<|start|>system<|message|>{{ .System }}<|end|>{{ end }}{{ .Prompt }}"
+OLLAMA_LICENSE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\n"
+
+
+def fake_ollama_store(root: Path, name: tuple[str, ...] = ("registry.ollama.ai", "library", "gpt-oss", "20b"),
+                      system: str | None = None) -> Path:
+    """An Ollama models directory holding one model: a dummy GGUF layer, template, params,
+    license (and system), and a ConfigV2 config blob, exactly where Ollama puts them."""
+    layers = [
+        {"mediaType": "application/vnd.ollama.image.model", **_blob(root, b"GGUF" + bytes(1000))},
+        {"mediaType": "application/vnd.ollama.image.template", **_blob(root, OLLAMA_TEMPLATE.encode())},
+        {"mediaType": "application/vnd.ollama.image.license", **_blob(root, OLLAMA_LICENSE.encode())},
+        {"mediaType": "application/vnd.ollama.image.params", **_blob(root, b'{"temperature":1}')},
+    ]
+    if system is not None:
+        layers.append({"mediaType": "application/vnd.ollama.image.system", **_blob(root, system.encode())})
+    config = {"model_format": "gguf", "model_family": "gptoss", "model_families": ["gptoss"],
+              "model_type": "20.9B", "file_type": "MXFP4", "architecture": "amd64", "os": "linux",
+              "rootfs": {"type": "layers", "diff_ids": [x["digest"] for x in layers]}}
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           **_blob(root, json.dumps(config).encode())},
+                "layers": layers}
+    path = root.joinpath("manifests", *name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest))
+    return root
+
+
+def env_for(home: Path, ollama: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OSSY_MODELS", "OLLAMA_MODELS", "OSSY_HOME")}
+    return {**env, "OSSY_HOME": str(home), "OLLAMA_MODELS": str(ollama)}
+
+
+def ossy_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ossy", *args]
+
+
+def run_ossy(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(ossy_command(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def snapshot(models: Path) -> dict[str, bytes]:
+    """Every file under blobs/ and manifests/ (relative path -> content), temp files left out."""
+    return {str(p.relative_to(models)): p.read_bytes()
+            for sub in ("blobs", "manifests") if (models / sub).is_dir()
+            for p in sorted((models / sub).rglob("*")) if p.is_file() and not p.name.startswith(".tmp-")}
