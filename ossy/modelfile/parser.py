@@ -204,11 +204,10 @@ class _Parser:
         if not self.check_template:
             return
         # A sibling leaf package, imported only when a TEMPLATE is checked.
-        from ossy.template import TemplateError
-        from ossy.template import parse as parse_template
+        from ossy.template import OllamaTemplate, TemplateError
 
         try:
-            parse_template(value.text, name="TEMPLATE")
+            OllamaTemplate(value.text, name="TEMPLATE")  # Go's parse plus Ollama's own checks
         except TemplateError as err:
             line = value.line + (err.line or 1) - 1
             raise self._error(_template_problem(str(err)), line) from None
