@@ -20,6 +20,7 @@ class Settings:
     host: str  # OSSY_HOST, default 127.0.0.1:11434
     num_parallel: int  # OSSY_NUM_PARALLEL, decode slots
     max_queue: int  # OSSY_MAX_QUEUE, waiting requests before 503
+    keep_alive: float = 300.0  # OSSY_KEEP_ALIVE, seconds an idle model stays loaded; < 0 forever
 
 
 def settings(environ: dict[str, str] | None = None) -> Settings:
@@ -33,4 +34,5 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         host=env.get("OSSY_HOST") or "127.0.0.1:11434",
         num_parallel=int(env.get("OSSY_NUM_PARALLEL") or 4),
         max_queue=int(env.get("OSSY_MAX_QUEUE") or 512),
+        keep_alive=float(env.get("OSSY_KEEP_ALIVE") or 300),
     )

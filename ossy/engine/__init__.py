@@ -1,8 +1,8 @@
-"""The decode loop: token ids in, token ids out (the engine never sees text).
+"""The engine: token ids in, token ids out (it never sees text).
 
-Owns: prefilling a prompt into a fresh KV cache and decoding one token at a time with a
-`Sampler` until a stop id or the token budget. Issue 6 grows this into continuous batching over
-`GptOss.forward_batch`.
+Owns: `generate`, the plain single-sequence decode loop behind `ossy.api.Model.generate`, and
+re-exports `LocalEngine` (`ossy.engine.scheduler`), the continuously batching engine the server
+drives through `ossy.engine.protocol.Engine`.
 Does not own: the model math (`ossy.model.gptoss`), token choice (`ossy.engine.sampling`),
 tokenizing or chat formats.
 """
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from ossy.engine.sampling import Sampler
+from ossy.engine.scheduler import LocalEngine
 from ossy.model.gptoss import GptOss
 
 
@@ -24,11 +25,16 @@ def generate(model: GptOss, prompt: list[int], max_new_tokens: int, sampler: Sam
         raise ValueError("generate needs at least one prompt token")
     stop = frozenset(stop)
     cache = model.new_cache()
+    history = list(prompt)
     ids = torch.tensor(prompt, dtype=torch.long)
     for _ in range(max_new_tokens):
         logits = model.forward(ids, cache, last_only=True)[0]  # [V] fp32
-        token = sampler(logits)
+        token = sampler(logits, history).id
         yield token
         if token in stop:
             return
+        history.append(token)
         ids = torch.tensor([token], dtype=torch.long)
+
+
+__all__ = ["LocalEngine", "generate"]

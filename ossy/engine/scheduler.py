@@ -1,0 +1,365 @@
+"""`LocalEngine`: the in-process `Engine` — continuous batching on one worker thread.
+
+Owns: admission (`submit`: sampling options, context overflow policy, the bounded queue), the
+worker thread that owns every loaded model and runs the loop
+    drop cancelled requests -> load models for waiting ones -> admit waiting requests into free
+    slots (prefix reuse, prefill alone) -> one decode step per model over all its running slots
+    (`GptOss.forward_batch`) -> unload models idle past their keep_alive,
+so requests join the batch between decode steps and leave when done; `num_parallel` slots per
+model, each keeping its KV cache after a request for the next one to reuse; keep_alive
+loading/unloading; counters.
+Does not own: the per-request bookkeeping and asyncio bridge (`ossy.engine.jobs`), token choice
+(`ossy.engine.sampling`), the model math, text or HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ossy.config import Settings, settings as read_settings
+from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
+from ossy.engine.protocol import GenerateRequest, LoadedModel, ModelRef, QueueFullError
+from ossy.engine.sampling import Sampler
+from ossy.errors import NotFoundError, OssyError, UnavailableError
+from ossy.model.cache import KVCache
+from ossy.model.gptoss import GptOss
+
+PREFILL_CHUNK = 512  # prompt ids per forward: bounds the [heads, T, S] attention scores
+
+
+def load_checkpoint(ref: ModelRef, dtype: str) -> GptOss:
+    from ossy.api import load  # ossy.api imports ossy.engine: import at call time
+
+    return load(ref.checkpoint, dtype=dtype).model
+
+
+@dataclass(eq=False)
+class Resident:
+    """A loaded model and its slots."""
+
+    ref: ModelRef
+    model: GptOss
+    slots: list[Slot]
+    size: int
+    keep_alive: float
+    idle_since: float = field(default_factory=time.time)
+
+    def running(self) -> list[Slot]:
+        return [s for s in self.slots if s.job is not None]
+
+    def expires_at(self) -> float | None:
+        if self.keep_alive < 0:
+            return None
+        return (time.time() if self.running() else self.idle_since) + self.keep_alive
+
+
+class LocalEngine:
+    """`LocalEngine(settings())`; keyword arguments override the settings (tests)."""
+
+    def __init__(self, settings: Settings | None = None, *, num_parallel: int | None = None,
+                 max_queue: int | None = None, keep_alive: float | None = None, dtype: str = "bfloat16",
+                 rewind: int = 2048, loader: Callable[[ModelRef, str], GptOss] = load_checkpoint) -> None:
+        s = settings or read_settings()
+        self.num_parallel = max(1, num_parallel or s.num_parallel)
+        self.max_queue = max_queue if max_queue is not None else s.max_queue
+        self.keep_alive = keep_alive if keep_alive is not None else s.keep_alive
+        self.dtype, self.rewind, self.loader = dtype, rewind, loader
+        self._cond = threading.Condition()
+        self._waiting: deque[Job] = deque()  # admitted by submit, not yet in a slot
+        self._commands: list[Callable[[], None]] = []  # run on the worker (load, unload)
+        self._closed = False
+        self._residents: dict[str, Resident] = {}  # by digest; the worker's
+        self._counters: Counter = Counter()
+        self._thread = threading.Thread(target=self._run, name="ossy-engine", daemon=True)
+        self._thread.start()
+
+    # ---- the Engine protocol (event loop side) --------------------------------------------------
+    async def submit(self, request: GenerateRequest):
+        if request.model.checkpoint is None:
+            raise NotFoundError(f"model {request.model.name!r} has no weights to load")
+        if not request.prompt:
+            raise OssyError("the prompt is empty")
+        num_ctx = min(request.num_ctx, request.model.context_length or request.num_ctx)
+        prompt, truncated = admit_prompt(request, num_ctx)
+        sampler = Sampler.of(request.sampling)
+        job = Job(request, prompt, truncated, num_ctx, sampler, Stream(asyncio.get_running_loop(), self._wake))
+        with self._cond:
+            if self._closed:
+                raise UnavailableError("the engine is shutting down")
+            if len(self._waiting) >= self.max_queue:
+                self._counters["rejected"] += 1
+                raise QueueFullError()
+            self._waiting.append(job)
+            self._counters["submitted"] += 1
+            self._cond.notify()
+        try:
+            await asyncio.wrap_future(job.ready)
+        except BaseException:
+            job.stream.cancel()
+            raise
+        return job.stream
+
+    async def load(self, model: ModelRef, keep_alive: float | None = None) -> int:
+        if model.checkpoint is None:
+            raise NotFoundError(f"model {model.name!r} has no weights to load")
+        return await self._on_worker(lambda: self._ensure(model, keep_alive)[1])
+
+    async def unload(self, model: ModelRef) -> None:
+        def expire() -> None:
+            if model.digest in self._residents:
+                self._residents[model.digest].keep_alive = 0
+
+        await self._on_worker(expire)
+
+    def loaded(self) -> list[LoadedModel]:
+        return [LoadedModel(r.ref.name, r.ref.digest, r.size, size_vram(r), num_ctx(r), r.expires_at())
+                for r in list(self._residents.values())]
+
+    def counters(self) -> dict[str, int]:
+        with self._cond:
+            return {key: self._counters[key] for key in
+                    ("submitted", "finished", "cancelled", "rejected", "max_batch", "prefill_tokens",
+                     "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
+
+    async def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        await asyncio.to_thread(self._thread.join)
+
+    # ---- bridge --------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    async def _on_worker(self, fn: Callable[[], object]):
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def command() -> None:
+            try:
+                future.set_result(fn())
+            except Exception as e:  # reported to the caller
+                future.set_exception(e)
+
+        with self._cond:
+            if self._closed:
+                raise UnavailableError("the engine is shutting down")
+            self._commands.append(command)
+            self._cond.notify()
+        return await asyncio.wrap_future(future)
+
+    # ---- the worker thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._closed or self._commands or self._waiting or self._busy()):
+                    self._cond.wait(self._idle_timeout())
+                    self._expire()
+                if self._closed:
+                    break
+                commands, self._commands = self._commands, []
+            for command in commands:
+                command()
+            self._step()
+        self._shutdown()
+
+    def _step(self) -> None:
+        self._drop_cancelled()
+        self._prepare_waiting()
+        self._admit_waiting()
+        for resident in list(self._residents.values()):
+            if resident.running():
+                self._guarded(resident.running(), lambda: self._decode(resident))
+        self._expire()
+
+    def _busy(self) -> bool:
+        return any(r.running() for r in self._residents.values())
+
+    def _idle_timeout(self) -> float | None:
+        times = [t for r in self._residents.values() if (t := r.expires_at()) is not None]
+        return max(0.0, min(times) - time.time()) if times else None
+
+    def _drop_cancelled(self) -> None:
+        with self._cond:
+            gone = [job for job in self._waiting if job.stream.cancelled]
+            for job in gone:
+                self._waiting.remove(job)
+        for job in gone:
+            self._end(job, "cancelled")
+            if not job.ready.done():
+                job.ready.set_result(None)
+        for resident in self._residents.values():
+            for slot in resident.running():
+                if slot.job.stream.cancelled:
+                    self._release(resident, slot, "cancelled")
+
+    def _prepare_waiting(self) -> None:
+        """Load the model of every waiting request (so submit reports load errors)."""
+        for job in [j for j in list(self._waiting) if not j.ready.done()]:
+            try:
+                resident, job.load_ns = self._ensure(job.request.model, job.request.keep_alive)
+                check_ids(job.prompt, resident.model.config.vocab_size)
+            except Exception as e:
+                with self._cond:
+                    self._waiting.remove(job)
+                job.ready.set_exception(e)
+                continue
+            job.ready.set_result(None)
+
+    def _admit_waiting(self) -> None:
+        for job in [j for j in list(self._waiting) if j.ready.done()]:
+            resident = self._residents[job.request.model.digest]  # kept while a request waits for it
+            free = [s for s in resident.slots if s.job is None]
+            if not free:
+                continue
+            with self._cond:
+                self._waiting.remove(job)
+            slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
+            slot.job = job
+            self._guarded([slot], lambda: self._prefill(resident, slot, job))
+
+    def _prefill(self, resident: Resident, slot: Slot, job: Job) -> None:
+        job.admitted = time.perf_counter_ns()
+        resident.keep_alive = self.keep_alive if job.request.keep_alive is None else job.request.keep_alive
+        job.cached = slot.reuse(job.prompt)
+        rest = job.prompt[job.cached:]
+        for start in range(0, len(rest), PREFILL_CHUNK):
+            logits = resident.model.forward(torch.tensor(rest[start:start + PREFILL_CHUNK]), slot.cache, last_only=True)
+        slot.tokens.extend(rest)
+        job.prefilled = time.perf_counter_ns()
+        self._count(prefill_tokens=len(rest), cached_tokens=job.cached, truncated_tokens=job.truncated)
+        self._next(resident, slot, logits[0])
+
+    def _decode(self, resident: Resident) -> None:
+        running = resident.running()
+        batch = [(torch.tensor([s.job.pending]), s.cache) for s in running]
+        logits = resident.model.forward_batch(batch, last_only=True)
+        with self._cond:
+            self._counters["decode_steps"] += 1
+            self._counters["max_batch"] = max(self._counters["max_batch"], len(running))
+        for slot, row in zip(running, logits):
+            slot.tokens.append(slot.job.pending)
+            self._next(resident, slot, row[0])
+
+    def _next(self, resident: Resident, slot: Slot, logits: torch.Tensor) -> None:
+        """Sample the slot's next token from `logits` [V] and emit it (or end the request)."""
+        job = slot.job
+        constraint = job.request.constraint
+        allowed = constraint.allowed(job.generated) if constraint is not None else None
+        if allowed is not None and not allowed:
+            self._release(resident, slot, "stop")
+            return
+        token = job.sampler(logits, slot.tokens, allowed)
+        reason = job.emit(token, len(slot.tokens))
+        if reason is not None:
+            self._release(resident, slot, reason)
+
+    def _release(self, resident: Resident, slot: Slot, reason) -> None:
+        self._end(slot.job, reason)
+        slot.job = None
+        slot.last_used = time.monotonic()
+        resident.idle_since = time.time()
+
+    def _end(self, job: Job, reason) -> None:
+        self._count(finished=1, cancelled=int(reason == "cancelled"))  # before the reader sees the end
+        job.finish(reason)
+
+    def _guarded(self, slots: list[Slot], fn: Callable[[], None]) -> None:
+        """Run a forward; on an error, fail the requests involved (raised from their iterators)
+        and forget their slots' caches, whose state is unknown."""
+        try:
+            fn()
+        except Exception as e:
+            for slot in slots:
+                failed, slot.job = slot.job, None
+                slot.cache.truncate(0)
+                slot.tokens.clear()
+                if failed is not None:
+                    self._count(finished=1)
+                    failed.stream.push(e)
+
+    def _ensure(self, ref: ModelRef, keep_alive: float | None) -> tuple[Resident, int]:
+        """The resident model for `ref`, loading it if needed; ns spent loading."""
+        resident = self._residents.get(ref.digest)
+        took = 0
+        if resident is None:
+            start = time.perf_counter_ns()
+            model = self.loader(ref, self.dtype)
+            slots = [Slot(KVCache(model.config, model.dtype, model.embed.device, rewind=self.rewind))
+                     for _ in range(self.num_parallel)]
+            resident = Resident(ref, model, slots, model_bytes(model), self.keep_alive)
+            self._residents[ref.digest] = resident
+            took = time.perf_counter_ns() - start
+            self._count(loads=1)
+        if keep_alive is not None:
+            resident.keep_alive = keep_alive
+        if not resident.running():
+            resident.idle_since = time.time()
+        return resident, took
+
+    def _expire(self) -> None:
+        wanted = {job.request.model.digest for job in list(self._waiting)}
+        now = time.time()
+        for digest, r in list(self._residents.items()):
+            expires = r.expires_at()
+            if digest not in wanted and not r.running() and expires is not None and expires <= now:
+                del self._residents[digest]
+                self._count(unloads=1)
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+            commands, self._commands = self._commands, []
+        for job in waiting:
+            self._end(job, "cancelled")
+            if not job.ready.done():
+                job.ready.set_exception(UnavailableError("the engine is shutting down"))
+        for command in commands:
+            command()
+        for resident in self._residents.values():
+            for slot in resident.running():
+                self._release(resident, slot, "cancelled")
+        self._residents.clear()
+
+    def _count(self, **amounts: int) -> None:
+        with self._cond:
+            self._counters.update(amounts)
+
+
+def check_ids(prompt: tuple[int, ...], vocab: int) -> None:
+    if min(prompt) < 0 or max(prompt) >= vocab:
+        raise OssyError(f"prompt token id out of range [0, {vocab})")
+
+
+def model_bytes(model: GptOss) -> int:
+    """Bytes of the model's tensors (shared storage counted once)."""
+    seen: dict[int, int] = {}
+
+    def walk(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            seen[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+        elif isinstance(obj, (list, tuple)):
+            for item in obj:
+                walk(item)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            for value in vars(obj).values():
+                walk(value)
+
+    walk([model.embed, model.unembed, model.norm, model.layers])
+    return sum(seen.values())
+
+
+def size_vram(resident: Resident) -> int:
+    return 0 if resident.model.embed.device.type == "cpu" else resident.size
+
+
+def num_ctx(resident: Resident) -> int:
+    return resident.ref.context_length or resident.model.config.max_position_embeddings
