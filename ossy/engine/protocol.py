@@ -99,10 +99,12 @@ class GenerateRequest:
     stop_ids: frozenset[int] = frozenset()  # ids that end the generation; the stop id is emitted
     constraint: TokenConstraint | None = None  # structured output, see `TokenConstraint`
     num_ctx: int = 8192  # context window of the slot (prompt + output), capped by the model's
-    overflow: OverflowPolicy = "truncate"  # prompt >= num_ctx: drop prompt tokens, or raise ContextOverflowError
+    overflow: OverflowPolicy = "truncate"  # prompt >= num_ctx: drop prompt tokens, or ContextOverflowError
+    # (the chat layer already fits chat prompts by dropping whole messages; this is the backstop)
     keep: int = 0  # "truncate" never drops the first `keep` prompt tokens (system/developer header);
     # it drops the oldest ones after them so the prompt leaves room for `min(max_tokens, num_ctx/4)`
-    keep_alive: float | None = None  # seconds to keep the model loaded after this request; <0 forever, 0 unload now, None default
+    keep_alive: float | None = None  # seconds the model stays loaded after this request: < 0 forever,
+    # 0 unload when done, None the server's default (OSSY_KEEP_ALIVE)
     request_id: str = ""  # for logs
 
 
@@ -136,7 +138,8 @@ class Stats:
 class Finished:
     """The last event of a generation."""
 
-    reason: FinishReason  # "stop": a stop id (or the constraint ended it); "length": max_tokens or num_ctx; "cancelled"
+    reason: FinishReason  # "stop": a stop id (or the constraint ended it); "length": max_tokens or
+    # num_ctx reached; "cancelled": cancel() or an abandoned iterator
     stats: Stats = field(default_factory=Stats)
 
 

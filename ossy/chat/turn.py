@@ -1,0 +1,434 @@
+"""One assistant turn: request in, streamed text and tool calls out, over any `Engine`.
+
+Owns: `ChatRequest` (what every endpoint, native or OpenAI, translates into), `Turn` (prompt ->
+engine -> harmony parser -> chunks) and the turn's `Result`. The HTTP layers only format
+chunks; none of them talks to the engine or the parser itself.
+
+What a turn yields, in order of generation:
+  TextChunk("thinking", ...)   the analysis channel
+  TextChunk("content", ...)    the final channel; a preamble (commentary without recipient) is
+                               content too, as Ollama shows it, separated by a blank line
+  ToolCallChunk                one per finished call, with its final (repaired) arguments: a
+                               client never sees argument text that is corrected afterwards
+  ToolCallStart, ToolCallArgs  instead of ToolCallChunk when `ChatRequest.stream_tool_arguments`
+                               (OpenAI chat streaming): the call's header, then argument deltas as
+                               generated. Only text that is a prefix of a valid JSON object is
+                               streamed (without a trailing comma or blank); the rest is held back
+                               until the call ends, and the last delta then completes the
+                               arguments so that the concatenation parses to the final (repaired)
+                               object. In the rare case no such completion exists (the model's
+                               JSON broke after a valid prefix), the stream's arguments stay as
+                               sent and a warning `streamed_arguments_differ` carries the final
+                               arguments (also in the non-streamed `Result`).
+Never raises on model output. A tool call whose arguments are not a JSON object (and cannot be
+repaired), or a call made although tool_choice is "none", comes back as content with a warning
+(`invalid_tool_call` / `unexpected_tool_call`). Stop strings apply to the content only (the
+analysis channel is not the answer); the text that might begin one is held back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ossy import harmony
+from ossy.chat import constraint, prompt as prompting
+from ossy.chat.options import Resolved, resolve_options
+from ossy.chat.stops import StopMatcher
+from ossy.engine.protocol import ContextOverflowError, Engine, Finished, GenerateRequest, ResolvedModel, Stats, Token
+from ossy.harmony import jsonrepair, tokens as T
+
+SEPARATOR = "\n\n"
+RAW_PAYLOAD_TOOLS = ("python",)  # built-ins whose arguments are code, not JSON
+
+
+@dataclass
+class ChatRequest:
+    """A chat (or generate) request, endpoint-neutral. Messages are OpenAI-style dicts."""
+
+    messages: list[dict] = field(default_factory=list)
+    tools: list[dict] | None = None  # OpenAI function tools ({"type": "function", "function": {...}})
+    tool_choice: str | None = None  # "auto" (None), "none", "required", or a function name
+    think: bool | str | None = None  # see `ossy.chat.prompt.think_level`
+    format: str | dict | None = None  # "json" or a JSON Schema (checked)
+    options: dict = field(default_factory=dict)  # Ollama option names (checked)
+    logprobs: bool = False
+    top_logprobs: int = 0
+    keep_alive: float | None = None
+    overflow: str = "truncate"  # "truncate" | "error"
+    raw: str | None = None  # a raw prompt: no template, output returned as plain text
+    seed_offset: int = 0  # added to a set seed (choice i of n)
+    request_id: str = ""
+    stream_tool_arguments: bool = False  # yield ToolCallStart/ToolCallArgs deltas, not ToolCallChunk
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    field: Literal["content", "thinking"]
+    text: str
+    logprobs: tuple[dict, ...] = ()  # of the content tokens since the last chunk, when asked
+
+
+@dataclass(frozen=True)
+class ToolCallChunk:
+    index: int  # 0, 1, ... within the turn
+    id: str
+    name: str
+    arguments: str  # a JSON object as text (raw code for `python`)
+
+    def openai(self) -> dict:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True)
+class ToolCallStart:
+    index: int  # as ToolCallChunk.index
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolCallArgs:
+    index: int
+    text: str  # an argument fragment; a call's fragments concatenate to its arguments
+
+
+@dataclass
+class _LiveCall:
+    """A tool call being streamed as deltas (`stream_tool_arguments`)."""
+
+    start: ToolCallStart
+    json: bool  # arguments are JSON (not `python` code)
+    raw: str = ""
+    sent: str = ""
+    started: bool = False
+
+
+@dataclass
+class Result:
+    content: str = ""
+    thinking: str = ""
+    tool_calls: list[ToolCallChunk] = field(default_factory=list)
+    done_reason: str = "stop"  # "stop" | "length" | "tool_calls" | "cancelled"
+    stats: Stats = field(default_factory=Stats)
+    warnings: list[dict] = field(default_factory=list)
+    logprobs: list[dict] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0  # generated tokens that were reasoning text
+
+
+class Turn:
+    """`await turn.start()` (raises request errors before anything is sent), then
+    `async for chunk in turn.stream()`; `turn.result` is complete when the stream ends.
+    `turn.cancel()` stops the engine (client gone); the server calls it in a `finally`."""
+
+    def __init__(self, engine: Engine, model: ResolvedModel, request: ChatRequest) -> None:
+        self.engine, self.model, self.request = engine, model, request
+        self.result = Result()
+        self.prompt: prompting.Prompt | None = None
+        self.options: Resolved | None = None
+        self._generation = None
+        self._finished = False
+        self._live: _LiveCall | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Output read as plain text (raw prompts, non-harmony templates), not harmony."""
+        return self.request.raw is not None or (not self.model.harmony and T.START not in (self.model.template or ""))
+
+    def build_prompt(self) -> prompting.Prompt:
+        req, model = self.request, self.model
+        self.options = opts = resolve_options(model.parameters, req.options, logprobs=req.logprobs,
+                                              top_logprobs=req.top_logprobs,
+                                              context_length=model.ref.context_length, seed_offset=req.seed_offset)
+        room = min(opts.max_tokens if opts.max_tokens is not None else opts.num_ctx, opts.num_ctx // 4)
+        if req.raw is not None:
+            self.prompt = prompting.Prompt(model.tokenizer.encode(req.raw, allow_special=True), text=req.raw)
+            if len(self.prompt.ids) >= opts.num_ctx and req.overflow == "error":
+                raise ContextOverflowError(f"the prompt is {len(self.prompt.ids)} tokens, longer than the context "
+                                           f"window (num_ctx {opts.num_ctx})")
+        else:
+            self.prompt = prompting.build(model, req.messages, tools=req.tools, think=req.think,
+                                          tool_choice=req.tool_choice,
+                                          format_instructions=constraint.instructions(req.format),
+                                          num_ctx=opts.num_ctx, room=room, overflow=req.overflow)
+        self.result.warnings += self.prompt.warnings
+        return self.prompt
+
+    async def start(self) -> None:
+        prompt = self.prompt or self.build_prompt()
+        tok = self.model.tokenizer
+        stop_ids = set(harmony.stop_token_ids(tok))
+        if self.plain and T.ENDOFTEXT in tok.special_tokens:
+            stop_ids.add(tok.token_id(T.ENDOFTEXT))
+        request = GenerateRequest(
+            model=self.model.ref, prompt=tuple(prompt.ids), sampling=self.options.sampling,
+            max_tokens=self.options.max_tokens, stop_ids=frozenset(stop_ids),
+            constraint=constraint.make_constraint(self.request.format, tok), num_ctx=self.options.num_ctx,
+            overflow="error" if self.request.overflow == "error" else "truncate", keep=prompt.keep,
+            keep_alive=self.request.keep_alive, request_id=self.request.request_id)
+        self._generation = await self.engine.submit(request)
+
+    def cancel(self) -> None:
+        if self._generation is not None and not self._finished:
+            self._generation.cancel()
+
+    async def stream(self):
+        assert self._generation is not None, "call start() first"
+        tok = self.model.tokenizer
+        self._stops = StopMatcher(self.options.stop)
+        self._pending_logprobs: list[dict] = []
+        self._content_kind = None
+        self._stop_ids = harmony.stop_token_ids(tok) | ({tok.token_id(T.ENDOFTEXT)} if self.plain else set())
+        parser = None if self.plain else harmony.StreamParser(tok)
+        decoder = tok.stream_decoder() if self.plain else None
+        finished: Finished | None = None
+        generated = 0
+        try:
+            if parser is not None:
+                for token_id in self.prompt.prefill:
+                    for chunk in self._handle(parser.feed(token_id), None):
+                        yield chunk
+            async for event in self._generation:
+                if isinstance(event, Finished):
+                    finished = event
+                    break
+                generated += 1
+                if self._stops.stopped:
+                    continue  # draining after a stop string: the engine is already cancelled
+                if parser is not None:
+                    chunks = self._handle(parser.feed(event.id), event)
+                else:
+                    chunks = self._plain(decoder, event)
+                for chunk in chunks:
+                    yield chunk
+                if self._stops.stopped:
+                    self._generation.cancel()
+        finally:
+            self._finished = finished is not None
+            if not self._finished:
+                self._generation.cancel()
+        if finished is None:  # the engine ended the stream without its Finished event
+            finished = Finished("cancelled" if self._stops.stopped else "stop")
+        if parser is not None:
+            engine_reason = "stop" if self._stops.stopped else ("length" if finished.reason == "length" else None)
+            for chunk in self._handle(parser.finish(engine_reason), None):
+                yield chunk
+        elif not self._stops.stopped:
+            for chunk in self._content(decoder.flush()):
+                yield chunk
+        for chunk in self._content(self._stops.flush(), final=True):
+            yield chunk
+        self._finish(finished, generated)
+
+    # -- parser events -> chunks ---------------------------------------------------------------
+
+    def _handle(self, events, token: Token | None) -> list:
+        out = []
+        entry = self._logprob_entry(token) if token is not None and token.logprob is not None else None
+        for event in events:
+            if isinstance(event, harmony.ReasoningDelta):
+                self.result.thinking += event.text
+                self.result.reasoning_tokens += token is not None
+                out.append(TextChunk("thinking", event.text))
+            elif isinstance(event, (harmony.ContentDelta, harmony.PreambleDelta)):
+                text = event.text
+                if self._content_kind not in (None, type(event)) and (self.result.content or self._stops._held):
+                    text = SEPARATOR + text.lstrip("\n")
+                self._content_kind = type(event)
+                if entry is not None:
+                    self._pending_logprobs.append(entry)
+                    entry = None
+                out += self._content(text)
+            elif isinstance(event, harmony.ToolCallStarted):
+                self._live = self._live_call(event)
+            elif isinstance(event, harmony.ToolCallDelta):
+                if self._live is not None:
+                    out += self._live_delta(self._live, event.text)
+            elif isinstance(event, harmony.ToolCallFinished):
+                out += self._tool_call(event)
+            elif isinstance(event, harmony.ParseWarning):
+                self.result.warnings.append({"code": event.code, "detail": event.detail})
+        return out
+
+    def _plain(self, decoder, token: Token) -> list:
+        if token.id in self._stop_ids:
+            return []
+        if token.logprob is not None:
+            self._pending_logprobs.append(self._logprob_entry(token))
+        return self._content(decoder.feed(token.id))
+
+    def _content(self, text: str, *, final: bool = False) -> list:
+        if not text:
+            return []
+        safe = text if final else self._stops.feed(text)[0]
+        if not safe:
+            return []
+        self.result.content += safe
+        logprobs, self._pending_logprobs = tuple(self._pending_logprobs), []
+        self.result.logprobs += logprobs
+        return [TextChunk("content", safe, logprobs)]
+
+    def _tool_call(self, event: harmony.ToolCallFinished) -> list:
+        problem = None
+        if self.request.tool_choice == "none" or not (self.request.tools or self.prompt.prefill):
+            problem = ("unexpected_tool_call", f"the model called {event.name!r} although no tools were offered")
+        elif event.name not in RAW_PAYLOAD_TOOLS:
+            try:
+                ok = isinstance(json.loads(event.arguments), dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                problem = ("invalid_tool_call", f"the arguments of {event.name!r} are not a JSON object; "
+                                                f"returned as content")
+        if problem is not None:
+            self.result.warnings.append({"code": problem[0], "detail": problem[1]})
+            sep = SEPARATOR if self.result.content else ""
+            return self._content(sep + event.arguments)
+        call = ToolCallChunk(len(self.result.tool_calls), event.id, event.name, event.arguments)
+        self.result.tool_calls.append(call)
+        live, self._live = self._live, None
+        if live is None:
+            return [call]
+        return self._live_finish(live, call.arguments)
+
+    # -- tool-call arguments as deltas (stream_tool_arguments) ---------------------------------
+
+    def _live_call(self, event: harmony.ToolCallStarted) -> _LiveCall | None:
+        if not self.request.stream_tool_arguments:
+            return None
+        if self.request.tool_choice == "none" or not (self.request.tools or self.prompt.prefill):
+            return None  # it will come back as content
+        is_json = event.recipient.split(".", 1)[0] not in RAW_PAYLOAD_TOOLS
+        return _LiveCall(ToolCallStart(len(self.result.tool_calls), event.id, event.name), is_json)
+
+    def _live_send(self, live: _LiveCall, text: str) -> list:
+        out = []
+        if not live.started:
+            live.started = True
+            out.append(live.start)
+        if text:
+            live.sent += text
+            out.append(ToolCallArgs(live.start.index, text))
+        return out
+
+    def _live_delta(self, live: _LiveCall, text: str) -> list:
+        live.raw += text
+        if not live.json:
+            return self._live_send(live, text)
+        committed = json_prefix(live.raw)
+        if len(committed) > len(live.sent):
+            return self._live_send(live, committed[len(live.sent):])
+        return []
+
+    def _live_finish(self, live: _LiveCall, arguments: str) -> list:
+        if not live.json or not live.sent:
+            return self._live_send(live, arguments[len(live.sent):] if not live.json else arguments)
+        tail = json_completion(live.sent, live.raw, arguments)
+        if tail is None:
+            self.result.warnings.append({"code": "streamed_arguments_differ",
+                                         "detail": f"the streamed arguments of {live.start.name!r} were "
+                                                   f"corrected after they were sent; final: {arguments}"})
+            tail = ""
+        return self._live_send(live, tail)
+
+    def _logprob_entry(self, token: Token) -> dict:
+        tok = self.model.tokenizer
+
+        def one(token_id: int, logprob: float) -> dict:
+            data = tok.decode_bytes([token_id])
+            return {"id": token_id, "token": data.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(data)}
+
+        entry = one(token.id, token.logprob)
+        entry["top_logprobs"] = [one(i, lp) for i, lp in token.top_logprobs]
+        return entry
+
+    def _finish(self, finished: Finished, generated: int) -> None:
+        result = self.result
+        result.stats = finished.stats
+        if finished.stats.truncated_tokens:
+            dropped = finished.stats.truncated_tokens
+            result.warnings.append({"code": "truncated", "detail": f"the engine dropped {dropped} prompt tokens "
+                                                                   f"to fit num_ctx"})
+        if self._stops.stopped:
+            result.done_reason = "stop"
+        elif result.tool_calls:
+            result.done_reason = "tool_calls"
+        elif finished.reason in ("length", "cancelled"):
+            result.done_reason = finished.reason
+        else:
+            result.done_reason = "stop"
+        unmet = constraint.check_output(self.request.format, result.content) if not result.tool_calls else None
+        if unmet is not None and result.done_reason != "length":
+            result.warnings.append(unmet)
+        result.prompt_tokens = finished.stats.prompt_eval_count or len(self.prompt.ids)
+        result.completion_tokens = finished.stats.eval_count or generated
+
+
+def json_prefix(raw: str) -> str:
+    """The longest safe-to-stream prefix of `raw`: text some strict JSON object completes, without
+    a trailing blank, comma or backslash ("" if there is none yet)."""
+    candidate = raw.rstrip()
+    if candidate.endswith(","):
+        candidate = candidate[:-1].rstrip()
+    if not candidate.lstrip().startswith("{") or candidate.endswith("\\"):
+        return ""
+    closed = jsonrepair._closed(candidate) or candidate
+    try:
+        ok = isinstance(json.loads(closed), dict)
+    except ValueError:
+        ok = False
+    return candidate if ok else ""
+
+
+def escape_control(text: str) -> str:
+    """`text` with control characters inside JSON strings escaped (as `json.dumps` writes them)."""
+    out, in_string, escaped = [], False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            elif ch < " ":
+                ch = json.dumps(ch)[1:-1]
+        elif ch == '"':
+            in_string = True
+        out.append(ch)
+    return "".join(out)
+
+
+def json_completion(sent: str, raw: str, arguments: str) -> str | None:
+    """A text that, appended to `sent` (a prefix of `raw`), gives JSON equal to `arguments`."""
+    try:
+        target = json.loads(arguments)
+    except ValueError:
+        return None  # invalid arguments: returned as content
+    escaped = escape_control(raw.strip())
+    candidates = [raw, escaped, jsonrepair._without_trailing_junk(escaped), jsonrepair._closed(escaped),
+                  jsonrepair._closed(sent)]
+    for text in candidates:
+        if text is None or not text.startswith(sent):
+            continue
+        try:
+            if json.loads(text) == target:
+                return text[len(sent):]
+        except ValueError:
+            continue
+    return None
+
+
+async def run(engine: Engine, model: ResolvedModel, request: ChatRequest) -> Result:
+    """A whole turn, not streamed."""
+    turn = Turn(engine, model, request)
+    await turn.start()
+    try:
+        async for _ in turn.stream():
+            pass
+    finally:
+        turn.cancel()
+    return turn.result

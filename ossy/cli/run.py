@@ -1,0 +1,98 @@
+"""`ossy run MODEL [PROMPT]`: one answer, or an interactive chat (ollama-reference §1.1, §1.2).
+
+Owns: the `run` subcommand's arguments and the choice between one-shot (a PROMPT, or text piped
+on stdin, which comes first when both are given) and the REPL (`ossy.cli.repl`). Requests go to
+the server at `OSSY_HOST` when one answers; otherwise the server's app runs in this process on a
+free loopback port (`ossy.client.local.connect`), so both paths are the same HTTP code.
+When stdout is not a terminal, a one-shot answer leaves the thinking out unless `--think` is
+given, so `ossy run MODEL "..." > answer.txt` holds just the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ossy.errors import OssyError
+
+
+_THINK_WORDS = ("true", "false", "low", "medium", "high", "max")
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", metavar="FORMAT", help='response format: "json" or a JSON schema')
+    p.add_argument("--keepalive", metavar="DURATION", help='how long the model stays loaded, e.g. "5m", "1h", "-1"')
+    p.add_argument("--think", metavar="LEVEL", nargs="?", const="true",
+                   help="thinking: true, false, low, medium or high (a bare --think means true)")
+    p.add_argument("--hidethinking", action="store_true", help="do not print the model's thinking")
+    p.add_argument("--verbose", action="store_true", help="print timings after each response")
+    p.add_argument("--nowordwrap", action="store_true", help="accepted for compatibility (output is not wrapped)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("run", help="Run a model: answer a prompt, or chat interactively")
+    _options(p)
+    p.add_argument("model", metavar="MODEL", help="model name")
+    # REMAINDER, re-parsed in `run`: options may follow the model and the prompt, as with `ollama run`.
+    p.add_argument("prompt", metavar="PROMPT", nargs=argparse.REMAINDER,
+                   help="the prompt (otherwise stdin, or an interactive chat)")
+    p.set_defaults(func=run)
+
+
+def _reparse(args: argparse.Namespace) -> None:
+    """Options written after MODEL (`ossy run m --verbose "hi"`) land in args.prompt: sort them out."""
+    if not any(word.startswith("-") for word in args.prompt):
+        return
+    parser = argparse.ArgumentParser(prog="ossy run", add_help=False)
+    _options(parser)
+    parser.add_argument("prompt", nargs="*")
+    later = parser.parse_intermixed_args(args.prompt)
+    for key, value in vars(later).items():
+        if key == "prompt" or value != parser.get_default(key):
+            setattr(args, key, value)
+
+
+def parse_format(text: str | None) -> str | dict | None:
+    if text is None or text == "":
+        return None
+    if text.strip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise OssyError(f"--format: not a JSON schema: {e}") from None
+    if text != "json":
+        raise OssyError(f'--format: unknown format "{text}"; use "json" or a JSON schema')
+    return "json"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ossy.cli.repl import Interpreter, Session, history_path, parse_think, repl
+    from ossy.client.local import connect
+
+    _reparse(args)
+    if args.think is not None and args.think.lower() not in _THINK_WORDS:  # `--think PROMPT`: a bare --think
+        args.prompt = [args.think, *args.prompt]
+        args.think = "true"
+    session = Session(model=args.model, think=parse_think(args.think), hidethinking=args.hidethinking,
+                      verbose=args.verbose, format=parse_format(args.format), keep_alive=args.keepalive,
+                      wordwrap=not args.nowordwrap)
+    prompt = " ".join(args.prompt)
+    interactive = not prompt
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        if piped.strip():
+            prompt = f"{piped} {prompt}" if prompt else piped
+        interactive = False
+        if not prompt.strip():
+            raise OssyError("no prompt: give one as an argument or on stdin")
+    if not interactive and not sys.stdout.isatty() and args.think is None:
+        session.hidethinking = True
+
+    with connect() as client:
+        interpreter = Interpreter(client, session, color=sys.stdout.isatty())
+        if not interactive:
+            interpreter.send(prompt)
+            return 0
+        client.load(args.model, keep_alive=args.keepalive)  # an unknown model fails here, before the prompt
+        return repl(interpreter, history=history_path())

@@ -1,0 +1,34 @@
+"""`ossy serve`: the Ollama- and OpenAI-compatible HTTP server on `OSSY_HOST`.
+
+Owns: the subcommand and its flags (`--host HOST[:PORT]`, `--port PORT`, which override
+`OSSY_HOST`, default 127.0.0.1:11434), and wiring the in-process engine
+(`ossy.engine.LocalEngine`) and the model store into `ossy.server.create_app`. Logs one line per
+request on stderr. Does not own: the routes (`ossy.server`) or the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("serve", aliases=["start"], help="Start the API server (Ollama and OpenAI APIs)")
+    p.add_argument("--host", help="address to listen on, HOST[:PORT] (default: OSSY_HOST or 127.0.0.1:11434)")
+    p.add_argument("--port", type=int, help="port to listen on (overrides the one in --host / OSSY_HOST)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ossy.config import settings
+    from ossy.server import create_app, serve, split_host
+    from ossy.store import Library
+
+    s = settings()
+    host, port = split_host(args.host or s.host)
+    if args.port is not None:
+        port = args.port
+    from ossy.engine import LocalEngine  # imports torch: only once the arguments are known good
+
+    app = create_app(LocalEngine(s), library=Library.from_settings(s))
+    serve(app, host, port)
+    return 0

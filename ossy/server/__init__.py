@@ -1,0 +1,121 @@
+"""The HTTP server: Ollama's native API and OpenAI's, over one `Engine`.
+
+Owns: `create_app(engine, resolver, library)` (the FastAPI app: routes of `native`, `openai`,
+`responses`; error bodies; one log line per request) and `serve(app, host)` (uvicorn on
+`host:port`). Every route translates its request into an `ossy.chat.ChatRequest`; the chat
+layer runs it over the engine (`ossy.engine.protocol`), so a stub engine tests every route.
+
+Errors (ollama-reference §2): an `OssyError` carries its status (400 bad request, 404 unknown
+model, 503 queue full with Retry-After); the body is `{"error": "..."}` on /api and
+`{"error": {"message", "type", "param", "code"}}` on /v1. An unknown route is a 404 in the same
+shapes. Anything else is a bug, logged with its traceback and answered 500 "internal server
+error". After a stream has started, an error is one more NDJSON line / SSE event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+
+from ossy.engine.protocol import Engine, ModelResolver
+from ossy.errors import USER_ERRORS, NotFoundError, OssyError
+from ossy.server import native, openai, responses
+from ossy.server.http import error_response, log
+from ossy.server.state import State
+from ossy.store import Library
+
+
+class LogRequests:
+    """ASGI middleware: one line per request when its response ends:
+    `127.0.0.1 "POST /api/chat" 200 0.412s`."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), [0]
+
+        async def send_logged(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        except Exception:
+            status[0] = status[0] or 500
+            raise
+        finally:
+            client = (scope.get("client") or ("-",))[0]
+            log.info('%s "%s %s" %s %.3fs', client, scope["method"], scope["path"], status[0] or "-",
+                     time.perf_counter() - start)
+
+
+def create_app(engine: Engine, resolver: ModelResolver | None = None, library: Library | None = None) -> FastAPI:
+    """The app. `resolver` defaults to the store's (`ossy.chat.models.StoreResolver(library)`)."""
+    if resolver is None:
+        from ossy.chat.models import StoreResolver
+
+        library = library or Library.from_settings()
+        resolver = StoreResolver(library)
+    state = State(engine=engine, resolver=resolver, library=library)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await engine.close()
+
+    app = FastAPI(title="ossy", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.ossy = state
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        error = NotFoundError(f"{request.method} {request.url.path} not found") if exc.status_code == 404 else \
+            OssyError(str(exc.detail))
+        error.code = "not_found" if exc.status_code == 404 else None
+        return error_response(error, request.url.path, exc.status_code)
+
+    async def user_error(request, exc):
+        return error_response(exc, request.url.path)
+
+    for kind in (*USER_ERRORS, Exception):
+        app.add_exception_handler(kind, user_error)
+
+    native.register(app, state)
+    openai.register(app, state)
+    responses.register(app, state)
+    app.add_middleware(LogRequests)
+    return app
+
+
+def split_host(host: str, default_port: int = 11434) -> tuple[str, int]:
+    """`OSSY_HOST` ("127.0.0.1:11434", "0.0.0.0", ":8080", "http://[::1]:11434") -> (host, port)."""
+    text = host.split("://", 1)[-1].rstrip("/")
+    if text.startswith("["):
+        address, _, port = text[1:].partition("]")
+        port = port.lstrip(":")
+    elif text.count(":") == 1:
+        address, port = text.split(":")
+    else:
+        address, port = text, ""
+    try:
+        return address or "127.0.0.1", int(port) if port else default_port
+    except ValueError:
+        raise OssyError(f"invalid host {host!r}: expected HOST:PORT such as 127.0.0.1:11434") from None
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run `app` with uvicorn until interrupted (logs: one line per request, no access log)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=5)
+
+
+__all__ = ["create_app", "serve", "split_host"]

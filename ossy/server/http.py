@@ -1,0 +1,152 @@
+"""HTTP plumbing shared by the native and OpenAI routes: bodies, errors, streams, durations.
+
+Owns: reading a JSON body into a pydantic model with 400s that name the field, the two error
+body shapes (`{"error": "..."}` on /api, OpenAI's `{"error": {message, type, param, code}}` on
+/v1) and their statuses, `StreamResponse` (NDJSON / SSE with client-disconnect cancellation),
+Ollama's keep_alive durations and timestamps.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import anyio
+from pydantic import BaseModel, ValidationError
+from starlette.responses import JSONResponse, StreamingResponse
+
+from ossy.chat.options import RequestError
+from ossy.engine.protocol import QueueFullError
+from ossy.errors import USER_ERRORS, NotFoundError
+
+log = logging.getLogger("ossy.server")
+
+_TYPE_TAGS = re.compile(r"^(str|int|float|bool|dict|list|none|function-\w+|json-or-python|.*\[.*\])$")
+
+
+async def parse_body(request, model: type[BaseModel]) -> BaseModel:
+    """The request body as `model`; RequestError (400) for bad JSON or a field of the wrong type."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError as e:
+        raise RequestError(f"invalid JSON in the request body: {e}") from None
+    if not isinstance(data, dict):
+        raise RequestError("the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        error = e.errors()[0]
+        loc = ".".join(str(p) for p in error["loc"] if not _TYPE_TAGS.match(str(p)))
+        message = error["msg"]
+        if error["type"] == "missing":
+            message = "field required"
+        raise RequestError(f"{loc}: {message}" if loc else message, param=loc or None) from None
+
+
+def status_of(exc: BaseException) -> int:
+    return getattr(exc, "http_status", 400) if isinstance(exc, USER_ERRORS) else 500
+
+
+def message_of(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, USER_ERRORS) else "internal server error"
+
+
+def is_openai(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/v1"
+
+
+def openai_error(exc: BaseException, status: int) -> dict:
+    kind = {400: "invalid_request_error", 404: "invalid_request_error", 409: "invalid_request_error",
+            503: "server_error"}.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    code = getattr(exc, "code", None)
+    if code is None:
+        code = {404: "model_not_found" if isinstance(exc, NotFoundError) else "not_found",
+                503: "server_busy"}.get(status)
+    return {"error": {"message": message_of(exc), "type": kind, "param": getattr(exc, "param", None), "code": code}}
+
+
+def error_response(exc: BaseException, path: str, status: int | None = None) -> JSONResponse:
+    status = status or status_of(exc)
+    if status >= 500 and not isinstance(exc, USER_ERRORS):
+        log.error("internal error on %s", path, exc_info=exc)
+    body = openai_error(exc, status) if is_openai(path) else {"error": message_of(exc)}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFullError) else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class StreamResponse(StreamingResponse):
+    """Streams the byte chunks of an async generator. When the client disconnects, the
+    generator is closed at once (its `finally` cancels the engine request), within one chunk."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], media_type: str, headers: dict | None = None) -> None:
+        super().__init__(chunks, media_type=media_type, headers=headers)
+        self.chunks = chunks
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async with anyio.create_task_group() as group:
+                async def pump() -> None:
+                    try:
+                        async for chunk in self.chunks:
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    except OSError:  # the socket went away while writing
+                        pass
+                    finally:
+                        group.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(pump)
+                group.start_soon(watch)
+        finally:
+            await self.chunks.aclose()
+
+
+def ndjson(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def sse(obj, event: str | None = None) -> bytes:
+    data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return (f"event: {event}\n" if event else "").encode() + f"data: {data}\n\n".encode()
+
+
+def now_rfc3339(ts: float | None = None) -> str:
+    t = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc) if ts is not None else \
+        datetime.datetime.now(datetime.timezone.utc)
+    return t.isoformat().replace("+00:00", "Z")
+
+
+_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_seconds(value) -> float | None:
+    """Ollama's keep_alive: seconds (number), a Go duration ("5m", "1h30m", "-1s"), or a number in
+    a string; negative = forever. None: the server default."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RequestError("keep_alive must be a duration such as \"5m\" or a number of seconds", param="keep_alive")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    parts = _DURATION.findall(body)
+    if not parts or "".join(n + u for n, u in parts) != body:
+        raise RequestError(f"keep_alive: invalid duration {value!r}", param="keep_alive")
+    return sign * sum(float(n) * _UNITS[u] for n, u in parts)

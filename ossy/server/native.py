@@ -1,0 +1,465 @@
+"""Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
+
+Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, tags, show, create,
+copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
+
+Differences from Ollama, on purpose:
+  * `think: false` gives reasoning "low": gpt-oss cannot stop reasoning (its trace is returned);
+  * an unknown key in `options` is a 400, not a log line; a wrong type is a 400 naming the field;
+  * tool calls stream as soon as each is complete (one chunk each), not only in the last chunk;
+    a malformed call comes back as content, never as a 500;
+  * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
+  * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ossy import __version__
+from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn, check_options
+from ossy.chat.constraint import check_format
+from ossy.chat.prompt import think_level
+from ossy.errors import OssyError
+from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, now_rfc3339, parse_body
+from ossy.server.state import State
+
+NDJSON = "application/x-ndjson"
+
+
+# ---- request bodies ----------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow")  # Ollama ignores fields it does not know
+
+
+class Function(_Body):
+    name: str
+    arguments: dict[str, Any] | str = {}
+    index: int | None = None
+
+
+class ToolCall(_Body):
+    id: str | None = None
+    type: str = "function"
+    function: Function
+
+
+class Message(_Body):
+    role: str
+    content: str | None = ""
+    thinking: str | None = None
+    images: list[Any] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
+class _Generating(_Body):
+    model: str
+    format: str | dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    stream: bool = True
+    keep_alive: str | float | None = None
+    think: bool | str | None = None
+    truncate: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+
+class ChatBody(_Generating):
+    messages: list[Message] = []
+    tools: list[dict[str, Any]] | None = None
+
+
+class GenerateBody(_Generating):
+    prompt: str | None = None
+    suffix: str | None = None
+    system: str | None = None
+    template: str | None = None
+    raw: bool = False
+    images: list[Any] | None = None
+    context: list[int] | None = None
+
+
+class NameBody(_Body):
+    model: str | None = None
+    name: str | None = None  # the older field name
+    verbose: bool = False
+
+    @property
+    def target(self) -> str:
+        if not (self.model or self.name):
+            raise RequestError("model: field required", param="model")
+        return self.model or self.name
+
+
+class CopyBody(_Body):
+    source: str
+    destination: str
+
+
+class CreateBody(_Body):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model: str | None = None
+    name: str | None = None
+    from_: str | None = Field(None, alias="from")
+    template: str | None = None
+    system: str | None = None
+    parameters: dict[str, Any] | None = None
+    license: str | list[str] | None = None
+    messages: list[Message] | None = None
+    files: dict[str, str] | None = None
+    adapters: dict[str, str] | None = None
+    quantize: str | None = None
+    stream: bool = True
+
+
+# ---- translation -------------------------------------------------------------------------------
+
+
+def chat_messages(messages: list[Message]) -> list[dict]:
+    """Ollama messages -> OpenAI-style dicts (what `ossy.chat` renders). A tool result without
+    `tool_name` takes the name of its `tool_call_id`'s call, else of the next unanswered call."""
+    out: list[dict] = []
+    names: dict[str, str] = {}
+    unanswered: list[str] = []
+    for i, m in enumerate(messages):
+        if m.images:
+            raise RequestError("images are not supported: gpt-oss reads text only", param=f"messages.{i}.images")
+        d: dict[str, Any] = {"role": m.role, "content": m.content or ""}
+        if m.thinking:
+            d["reasoning_content"] = m.thinking
+        if m.tool_calls:
+            d["tool_calls"] = []
+            unanswered = []
+            for j, call in enumerate(m.tool_calls):
+                args = call.function.arguments
+                call_id = call.id or f"call_{i}_{j}"
+                names[call_id] = call.function.name
+                unanswered.append(call.function.name)
+                d["tool_calls"].append({"id": call_id, "type": "function", "function": {
+                    "name": call.function.name,
+                    "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
+        if m.role == "tool":
+            name = m.tool_name or names.get(m.tool_call_id or "") or (unanswered[0] if unanswered else None)
+            if name:
+                d["name"] = name
+                if name in unanswered:
+                    unanswered.remove(name)
+            if m.tool_call_id:
+                d["tool_call_id"] = m.tool_call_id
+        out.append(d)
+    return out
+
+
+def native_call(call: ToolCallChunk) -> dict:
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        arguments = {"code": call.arguments} if call.name == "python" else {"input": call.arguments}
+    return {"id": call.id, "function": {"index": call.index, "name": call.name, "arguments": arguments}}
+
+
+def native_logprobs(entries) -> list[dict]:
+    return [{"token": e["token"], "logprob": e["logprob"],
+             "top_logprobs": [{"token": t["token"], "logprob": t["logprob"]} for t in e["top_logprobs"]]}
+            for e in entries]
+
+
+def base_request(body: _Generating, **kw) -> ChatRequest:
+    if body.think is not None:
+        think_level(body.think)  # 400 now for a bad level
+    top = body.top_logprobs or 0
+    return ChatRequest(think=body.think, format=check_format(body.format), options=check_options(body.options),
+                       logprobs=bool(body.logprobs), top_logprobs=top, keep_alive=keep_alive_seconds(body.keep_alive),
+                       overflow="error" if body.truncate is False else "truncate", **kw)
+
+
+def stats(result, started_ns: int) -> dict:
+    s = result.stats
+    out = {"done_reason": "stop" if result.done_reason == "tool_calls" else result.done_reason,
+           "total_duration": time.monotonic_ns() - started_ns, "load_duration": s.load_duration,
+           "prompt_eval_count": result.prompt_tokens, "prompt_eval_duration": s.prompt_eval_duration,
+           "eval_count": result.completion_tokens, "eval_duration": s.eval_duration}
+    if result.warnings:
+        out["warnings"] = result.warnings
+    return out
+
+
+# ---- routes ------------------------------------------------------------------------------------
+
+
+def register(app: FastAPI, state: State) -> None:
+    @app.get("/")
+    @app.head("/")
+    async def root():
+        return PlainTextResponse("Ollama is running")  # the text Ollama's clients probe for
+
+    @app.get("/api/version")
+    @app.head("/api/version")
+    async def version():
+        return {"version": __version__}
+
+    @app.post("/api/chat")
+    async def chat(request: Request):
+        started = time.monotonic_ns()
+        body = await parse_body(request, ChatBody)
+        model = await state.resolve(body.model)
+        if not body.messages:
+            return await _load_or_unload(state, model, body, started, {"message": {"role": "assistant", "content": ""}})
+        req = base_request(body, messages=chat_messages(body.messages), tools=_tools(body.tools))
+        if (body.model_extra or {}).get("_debug_render_only"):
+            return debug_render(state, model, req, body.model)
+        return await _run(state, model, req, body, started, _chat_chunk)
+
+    @app.post("/api/generate")
+    async def generate(request: Request):
+        started = time.monotonic_ns()
+        body = await parse_body(request, GenerateBody)
+        if body.images:
+            raise RequestError("images are not supported: gpt-oss reads text only", param="images")
+        if body.suffix:
+            raise RequestError("suffix (fill-in-the-middle) is not supported by gpt-oss", param="suffix")
+        model = await state.resolve(body.model)
+        if not body.prompt:
+            return await _load_or_unload(state, model, body, started, {"response": ""})
+        if body.raw:
+            if body.template or body.system:
+                raise RequestError("raw cannot be combined with template or system", param="raw")
+            req = base_request(body, raw=body.prompt)
+        else:
+            messages = ([{"role": "system", "content": body.system}] if body.system else []) + \
+                       [{"role": "user", "content": body.prompt}]
+            if body.template:
+                from ossy.chat.models import library_template
+
+                model = dataclasses.replace(model, template=body.template,
+                                            harmony=body.template == library_template())
+            req = base_request(body, messages=messages)
+        if (body.model_extra or {}).get("_debug_render_only"):
+            return debug_render(state, model, req, body.model)
+        return await _run(state, model, req, body, started, _generate_chunk)
+
+    @app.get("/api/tags")
+    @app.head("/api/tags")
+    async def tags():
+        library = _library(state)
+        models = await anyio.to_thread.run_sync(library.models)
+        from ossy.chat.models import details
+
+        return {"models": [{"name": str(m.name), "model": str(m.name), "modified_at": now_rfc3339(m.modified),
+                            "size": m.size, "digest": m.digest, "details": details(m)}
+                           for m in sorted(models, key=lambda m: -m.modified)]}
+
+    @app.post("/api/show")
+    async def show(request: Request):
+        body = await parse_body(request, NameBody)
+        return await anyio.to_thread.run_sync(_show, _library(state), body.target, body.verbose)
+
+    @app.post("/api/copy")
+    async def copy(request: Request):
+        body = await parse_body(request, CopyBody)
+        await anyio.to_thread.run_sync(_library(state).copy, body.source, body.destination)
+        return Response(status_code=200)
+
+    @app.delete("/api/delete")
+    async def delete(request: Request):
+        body = await parse_body(request, NameBody)
+        await anyio.to_thread.run_sync(_library(state).remove, body.target)
+        return Response(status_code=200)
+
+    @app.post("/api/create")
+    async def create(request: Request):
+        body = await parse_body(request, CreateBody)
+        statuses = await anyio.to_thread.run_sync(_create, _library(state), body)
+        if not body.stream:
+            return {"status": "success"}
+
+        async def lines():
+            for status in statuses + ["success"]:
+                yield ndjson({"status": status})
+
+        return StreamResponse(lines(), NDJSON)
+
+    @app.get("/api/ps")
+    async def ps():
+        from ossy.chat.models import details as details_of
+
+        out = []
+        for m in state.engine.loaded():
+            found = await anyio.to_thread.run_sync(state.library.find, m.name) if state.library else None
+            details = details_of(found) if found is not None else {}
+            out.append({"name": m.name, "model": m.name, "size": m.size, "digest": m.digest, "details": details,
+                        "expires_at": now_rfc3339(m.expires_at) if m.expires_at else "2318-01-01T00:00:00Z",
+                        "size_vram": m.size_vram, "context_length": m.context_length})
+        return {"models": out}
+
+
+def _tools(tools) -> list[dict] | None:
+    if not tools:
+        return None
+    for i, tool in enumerate(tools):
+        fn = tool.get("function")
+        if tool.get("type", "function") != "function" or not isinstance(fn, dict) or not fn.get("name"):
+            raise RequestError("each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                               param=f"tools.{i}")
+    return tools
+
+
+def _library(state: State):
+    if state.library is None:
+        raise OssyError("this server has no model store")
+    return state.library
+
+
+def _chat_chunk(model: str, chunk) -> dict:
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    if isinstance(chunk, TextChunk):
+        message["content" if chunk.field == "content" else "thinking"] = chunk.text
+    else:
+        message["tool_calls"] = [native_call(chunk)]
+    return {"model": model, "created_at": now_rfc3339(), "message": message, "done": False}
+
+
+def _generate_chunk(model: str, chunk) -> dict:
+    out: dict[str, Any] = {"model": model, "created_at": now_rfc3339(), "response": ""}
+    if isinstance(chunk, TextChunk):
+        out["response" if chunk.field == "content" else "thinking"] = chunk.text
+    else:
+        out["tool_calls"] = [native_call(chunk)]
+    out["done"] = False
+    return out
+
+
+async def _run(state: State, model, req: ChatRequest, body, started: int, shape):
+    name = body.model
+    turn = await state.start(model, req)
+    if body.stream:
+        async def lines():
+            try:
+                async for chunk in turn.stream():
+                    line = shape(name, chunk)
+                    if req.logprobs and isinstance(chunk, TextChunk) and chunk.logprobs:
+                        line["logprobs"] = native_logprobs(chunk.logprobs)
+                    yield ndjson(line)
+                last = shape(name, TextChunk("content", ""))
+                last.update(done=True, **stats(turn.result, started))
+                yield ndjson(last)
+            except Exception as e:  # after the 200: one more line, as Ollama does
+                log.error("request %s failed: %s", req.request_id, e, exc_info=not isinstance(e, OssyError))
+                yield ndjson({"error": str(e) if isinstance(e, OssyError) else "internal server error"})
+            finally:
+                turn.cancel()
+
+        return StreamResponse(lines(), NDJSON)
+    try:
+        async for _ in turn.stream():
+            pass
+    finally:
+        turn.cancel()
+    result = turn.result
+    out = shape(name, TextChunk("content", result.content))
+    if shape is _chat_chunk:
+        if result.thinking:
+            out["message"]["thinking"] = result.thinking
+        if result.tool_calls:
+            out["message"]["tool_calls"] = [native_call(c) for c in result.tool_calls]
+    else:
+        if result.thinking:
+            out["thinking"] = result.thinking
+        if result.tool_calls:
+            out["tool_calls"] = [native_call(c) for c in result.tool_calls]
+    if req.logprobs:
+        out["logprobs"] = native_logprobs(result.logprobs)
+    out.update(done=True, **stats(result, started))
+    return JSONResponse(out)
+
+
+def debug_render(state: State, model, req: ChatRequest, name: str) -> JSONResponse:
+    """`_debug_render_only`: the prompt as the model would see it, nothing generated."""
+    prompt = Turn(state.engine, model, req).build_prompt()
+    text = model.tokenizer.decode(prompt.ids)
+    return JSONResponse({"model": name, "created_at": now_rfc3339(), "done": True, "done_reason": "stop",
+                         "message": {"role": "assistant", "content": ""}, "response": "",
+                         "_debug_info": {"rendered_template": text, "prompt_tokens": len(prompt.ids),
+                                         "warnings": prompt.warnings}})
+
+
+async def _load_or_unload(state: State, model, body, started: int, empty: dict):
+    keep_alive = keep_alive_seconds(body.keep_alive)
+    if keep_alive == 0:
+        await state.engine.unload(model.ref)
+        reason, load = "unload", 0
+    else:
+        load = await state.engine.load(model.ref, keep_alive)
+        reason = "load"
+    out = {"model": body.model, "created_at": now_rfc3339(), **empty, "done": True, "done_reason": reason}
+    if reason == "load":
+        out.update(total_duration=time.monotonic_ns() - started, load_duration=load)
+    return JSONResponse(out)
+
+
+def _show(library, name: str, verbose: bool) -> dict:
+    from ossy.chat.models import capabilities, details
+    from ossy.cli.models import modelfile_text, parameters_text
+
+    model = library.get(name)
+    config = model.config
+    info = {"general.architecture": "gptoss", "general.parameter_count": config.get("parameter_count"),
+            "gptoss.context_length": config.get("context_length")}
+    return {"license": "\n".join(model.licenses), "modelfile": modelfile_text(model),
+            "parameters": parameters_text(model.parameters), "template": model.template or "",
+            "system": model.system or "", "details": details(model), "messages": model.messages,
+            "model_info": {k: v for k, v in info.items() if v is not None}, "capabilities": list(capabilities(model)),
+            "modified_at": now_rfc3339(model.modified)}
+
+
+def _create(library, body: CreateBody) -> list[str]:
+    """/api/create from `from` (a model name, or a checkpoint directory on the server) plus
+    template/system/parameters/license/messages, as `ossy create` builds a Modelfile."""
+    from ossy.modelfile import Modelfile
+    from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
+    from ossy.store import Progress, create
+
+    name = body.model or body.name
+    source = body.from_
+    if not name:
+        raise RequestError("model: field required", param="model")
+    if body.files or body.adapters:
+        raise RequestError("files and adapters are not supported: create FROM a checkpoint directory or a model",
+                           param="files")
+    if body.quantize:
+        raise RequestError("quantize is not supported: gpt-oss checkpoints are already MXFP4", param="quantize")
+    if not source:
+        raise RequestError("from: field required", param="from")
+    parameters = check_options(body.parameters, where="parameters")
+    for key in list(parameters):
+        if key not in PARAMETERS or key in DEPRECATED:
+            parameters.pop(key)
+    licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
+    messages = [(m.role, m.content or "") for m in body.messages or []]
+    modelfile = Modelfile(from_=source, parameters=parameters, template=body.template, system=body.system,
+                          licenses=licenses, messages=messages)
+    statuses: list[str] = []
+
+    class Collect(Progress):
+        def status(self, text: str) -> None:
+            statuses.append(text)
+
+    from pathlib import Path
+
+    create(library, name, modelfile, base_dir=Path.cwd(), progress=Collect())
+    return statuses

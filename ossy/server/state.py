@@ -1,0 +1,50 @@
+"""What every route shares: the engine, the model resolver, the store, the Responses store.
+
+Owns `State` and its helpers that both API families use (resolving a name off the event loop,
+starting a turn, per-request ids). Does not own any HTTP shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import anyio
+
+from ossy.chat import ChatRequest, Turn
+from ossy.engine.protocol import Engine, ModelResolver, ResolvedModel
+from ossy.store import Library
+
+MAX_STORED_RESPONSES = 1000
+
+
+@dataclass
+class State:
+    engine: Engine
+    resolver: ModelResolver
+    library: Library | None = None  # /api/tags, show, create, copy, delete; None: those answer 501
+    responses: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)  # /v1/responses store
+    started: float = field(default_factory=time.time)
+    _ids: itertools.count = field(default_factory=itertools.count)
+
+    async def resolve(self, name: str) -> ResolvedModel:
+        """The model for `name` (NotFoundError -> 404); store reads and tokenizer loads run in a thread."""
+        return await anyio.to_thread.run_sync(self.resolver.resolve, name)
+
+    async def start(self, model: ResolvedModel, request: ChatRequest) -> Turn:
+        """A started turn: prompt built and admitted by the engine, or the error raised now."""
+        request.request_id = request.request_id or self.request_id()
+        turn = Turn(self.engine, model, request)
+        await turn.start()
+        return turn
+
+    def request_id(self) -> str:
+        return f"{next(self._ids):06d}-{secrets.token_hex(4)}"
+
+    def remember(self, response_id: str, record: dict) -> None:
+        self.responses[response_id] = record
+        while len(self.responses) > MAX_STORED_RESPONSES:
+            self.responses.popitem(last=False)

@@ -1,0 +1,174 @@
+"""The chat layer over the stub engine: prompts, option layering, parsing, stops, tool calls."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from pathlib import Path
+
+import pytest
+
+import ossy.tokenizer
+from ossy.chat import ChatRequest, RequestError, Turn, check_options, run
+from ossy.chat.prompt import think_level
+from ossy.chat.stops import StopMatcher
+from ossy.engine.protocol import ContextOverflowError, ModelRef, ResolvedModel
+from stub_engine import StubEngine
+
+VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "o200k_base.tiktoken"
+
+
+@functools.cache
+def tokenizer():
+    return ossy.tokenizer.load(VOCAB)
+
+
+def model(**kw) -> ResolvedModel:
+    return ResolvedModel(ref=ModelRef("tiny:latest", "d" * 64, None, 4096), tokenizer=tokenizer(), **kw)
+
+
+def turn_result(respond, request: ChatRequest, **model_kw):
+    engine = StubEngine(tokenizer(), lambda text, req: respond)
+    result = asyncio.run(run(engine, model(**model_kw), request))
+    return result, engine
+
+
+def chunks_of(respond, request: ChatRequest):
+    engine = StubEngine(tokenizer(), lambda text, req: respond)
+
+    async def go():
+        turn = Turn(engine, model(), request)
+        await turn.start()
+        return [c async for c in turn.stream()], turn.result
+
+    return asyncio.run(go())
+
+
+USER = [{"role": "user", "content": "Hi"}]
+
+
+def test_reasoning_and_content():
+    out = "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hello.<|return|>"
+    result, engine = turn_result(out, ChatRequest(messages=USER))
+    assert (result.thinking, result.content, result.done_reason) == ("Think.", "Hello.", "stop")
+    assert result.prompt_tokens == len(engine.requests[0].prompt) and result.completion_tokens > 0
+    prompt = tokenizer().decode(list(engine.requests[0].prompt))
+    assert prompt.endswith("<|start|>user<|message|>Hi<|end|><|start|>assistant") and "Reasoning: medium" in prompt
+
+
+def test_modelfile_defaults_are_not_overridden_by_omitted_fields():
+    _, engine = turn_result("<|channel|>final<|message|>x<|return|>",
+                            ChatRequest(messages=USER, options={"top_k": 5}),
+                            parameters={"temperature": 0.3, "top_p": 0.5, "num_ctx": 2048})
+    s = engine.requests[0].sampling
+    assert (s.temperature, s.top_p, s.top_k) == (0.3, 0.5, 5)
+    assert engine.requests[0].num_ctx == 2048
+    _, engine = turn_result("<|channel|>final<|message|>x<|return|>",
+                            ChatRequest(messages=USER, options={"temperature": 0.9}), parameters={"temperature": 0.3})
+    assert engine.requests[0].sampling.temperature == 0.9
+
+
+def test_modelfile_system_and_messages():
+    _, engine = turn_result("<|channel|>final<|message|>x<|return|>", ChatRequest(messages=USER),
+                            system="Be terse.", messages=[{"role": "user", "content": "Earlier"}])
+    prompt = tokenizer().decode(list(engine.requests[0].prompt))
+    assert "# Instructions\n\nBe terse." in prompt and prompt.index("Earlier") < prompt.index(">Hi<")
+    assert engine.requests[0].keep > 0
+
+
+def test_check_options():
+    assert check_options({"temperature": 1, "stop": "x", "num_predict": 5.0}) == {"temperature": 1.0, "stop": ["x"], "num_predict": 5}
+    for bad, field in (({"temprature": 1}, "options.temprature"), ({"temperature": "hot"}, "options.temperature"),
+                       ({"top_p": 2}, "options.top_p"), ({"num_ctx": 1.5}, "options.num_ctx")):
+        with pytest.raises(RequestError) as e:
+            check_options(bad)
+        assert e.value.param == field and field.split(".")[1] in str(e.value)
+
+
+def test_think_levels():
+    assert [think_level(x) for x in (None, True, False, "low", "high", "max", "none")] == \
+        ["medium", "medium", "low", "low", "high", "high", "low"]
+    with pytest.raises(RequestError):
+        think_level("extreme")
+
+
+def test_stop_strings_hold_back_and_cut():
+    m = StopMatcher(["STOP"])
+    assert m.feed("abc ST") == ("abc ", False)
+    assert m.feed("OP tail") == ("", True)
+    m = StopMatcher(["STOP"])
+    assert m.feed("abc ST") == ("abc ", False) and m.feed("x") == ("STx", False)
+    out = "<|channel|>final<|message|>one two STOP three<|return|>"
+    chunks, result = chunks_of(out, ChatRequest(messages=USER, options={"stop": ["STOP"]}))
+    assert result.content == "one two " and result.done_reason == "stop"
+    assert "".join(c.text for c in chunks if c.field == "content") == "one two "
+
+
+def test_tool_call_and_malformed_call():
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    out = ("<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary "
+           "to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\"}<|call|>")
+    result, engine = turn_result(out, ChatRequest(messages=USER, tools=tools))
+    assert result.done_reason == "tool_calls" and result.content == ""
+    call = result.tool_calls[0]
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
+    assert "type get_weather" in tokenizer().decode(list(engine.requests[0].prompt))
+    bad = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>ls -R ~<|call|>"
+    result, _ = turn_result(bad, ChatRequest(messages=USER, tools=tools))
+    assert result.tool_calls == [] and "ls -R ~" in result.content
+    assert any(w["code"] == "invalid_tool_call" for w in result.warnings) and result.done_reason == "stop"
+
+
+def test_tool_choice_named_prefills_the_call():
+    tools = [{"type": "function", "function": {"name": "a"}}, {"type": "function", "function": {"name": "b"}}]
+    out = '{"x": 1}<|call|>'
+    result, engine = turn_result(out, ChatRequest(messages=USER, tools=tools, tool_choice="b"))
+    assert [c.name for c in result.tool_calls] == ["b"]
+    prompt = tokenizer().decode(list(engine.requests[0].prompt), skip_special=False)
+    assert prompt.endswith("<|start|>assistant<|channel|>commentary to=functions.b <|constrain|>json<|message|>")
+    assert "type a" not in prompt
+
+
+def test_max_tokens_gives_length():
+    out = "<|channel|>final<|message|>" + "word " * 50 + "<|return|>"
+    result, _ = turn_result(out, ChatRequest(messages=USER, options={"num_predict": 8}))
+    assert result.done_reason == "length" and result.completion_tokens == 8
+
+
+def test_context_overflow_policies():
+    long = [{"role": "user", "content": "word " * 300}, {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "last question"}]
+    with pytest.raises(ContextOverflowError):
+        turn_result("x", ChatRequest(messages=long, options={"num_ctx": 200}, overflow="error"))
+    result, engine = turn_result("<|channel|>final<|message|>x<|return|>",
+                                 ChatRequest(messages=long, options={"num_ctx": 200, "num_predict": 10}))
+    assert any(w["code"] == "truncated" for w in result.warnings)
+    prompt = tokenizer().decode(list(engine.requests[0].prompt))
+    assert "last question" in prompt and "word word" not in prompt
+
+
+def test_format_constraint_is_passed_and_checked():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    result, engine = turn_result('<|channel|>final<|message|>{"a": 1}<|return|>', ChatRequest(messages=USER, format=schema))
+    assert engine.requests[0].constraint.schema == schema and result.warnings == []
+    result, _ = turn_result('<|channel|>final<|message|>{"b": 1}<|return|>', ChatRequest(messages=USER, format=schema))
+    assert [w["code"] for w in result.warnings] == ["format_unmet"]
+
+
+def test_raw_prompt_is_plain_text():
+    result, engine = turn_result("plain words<|return|>", ChatRequest(raw="<|start|>user<|message|>x<|end|>"))
+    assert result.content == "plain words" and engine.requests[0].prompt[0] == tokenizer().token_id("<|start|>")
+
+
+def test_custom_template_renders_with_ossy_template():
+    template = "{{ range .Messages }}<|start|>{{ .Role }}<|message|>{{ .Content }}<|end|>{{ end }}<|start|>assistant"
+    out = "<|channel|>final<|message|>Templated.<|return|>"
+    result, engine = turn_result(out, ChatRequest(messages=[{"role": "developer", "content": "Rules."}] + USER),
+                                 template=template, harmony=False)
+    ids = list(engine.requests[0].prompt)
+    assert tokenizer().decode(ids) == ("<|start|>system<|message|>Rules.<|end|><|start|>user<|message|>Hi<|end|>"
+                                       "<|start|>assistant")
+    assert ids[0] == tokenizer().token_id("<|start|>") and result.content == "Templated."
+    plain, _ = turn_result("just text<|return|>", ChatRequest(messages=USER), template="{{ .Prompt }}", harmony=False)
+    assert plain.content == "just text"
