@@ -172,3 +172,24 @@ def test_custom_template_renders_with_ossy_template():
     assert ids[0] == tokenizer().token_id("<|start|>") and result.content == "Templated."
     plain, _ = turn_result("just text<|return|>", ChatRequest(messages=USER), template="{{ .Prompt }}", harmony=False)
     assert plain.content == "just text"
+
+
+def test_streamed_tool_arguments_complete_to_the_repaired_object():
+    """Argument deltas (OpenAI streaming): only valid JSON-object prefixes go out as generated; the
+    last delta completes them to the final, repaired arguments."""
+    import json as _json
+
+    from ossy.chat.turn import json_completion, json_prefix
+    from ossy.harmony.jsonrepair import repair_arguments
+
+    assert json_prefix('{"a": 1,') == '{"a": 1' and json_prefix('{"a"') == "" and json_prefix("ls -R") == ""
+    for raw in ['{"city": "Paris"}', '{"a": "x', '{"a": 1,', '{"a": 1}}', '{"text": "line\nnext"}', '{"a": [1, 2']:
+        sent = ""
+        for end in range(1, len(raw) + 1):  # fed one character at a time
+            committed = json_prefix(raw[:end])
+            if len(committed) > len(sent):
+                assert committed.startswith(sent)
+                sent = committed
+        final = repair_arguments(raw)[0]
+        tail = json_completion(sent, raw, final)
+        assert tail is not None and _json.loads(sent + tail) == _json.loads(final), raw

@@ -89,9 +89,18 @@ def test_several_tool_calls_stream_as_indexed_deltas(client, server):
             stream=True))
     finally:
         server[1].honour_stop_ids = True
-    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert [c.index for c in calls] == [0, 1] and len({c.id for c in calls}) == 2
-    assert [json.loads(c.function.arguments)["city"] for c in calls] == ["Paris", "Rome"]
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    heads = [d for d in deltas if d.id is not None]  # OpenAI style: one head per call, then fragments
+    assert [d.index for d in heads] == [0, 1] and len({d.id for d in heads}) == 2
+    assert all(d.type == "function" and d.function.name == "get_weather" and d.function.arguments == ""
+               for d in heads)
+    fragments = [d for d in deltas if d.id is None]
+    assert all(d.function.name is None for d in fragments)
+    assert len(fragments) > 2  # streamed piecewise, not one chunk per call
+    arguments = {i: "".join(d.function.arguments for d in deltas if d.index == i) for i in (0, 1)}
+    assert [json.loads(arguments[i]) for i in (0, 1)] == [{"city": "Paris"}, {"city": "Rome"}]
+    first_rome = next(k for k, d in enumerate(deltas) if d.index == 1)
+    assert all(d.index == 0 for d in deltas[:first_rome])  # call 0 is complete before call 1 starts
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 

@@ -166,7 +166,7 @@ class Turn:
         request = GenerateRequest(
             model=self.model.ref, prompt=tuple(prompt.ids), sampling=self.options.sampling,
             max_tokens=self.options.max_tokens, stop_ids=frozenset(stop_ids),
-            constraint=constraint.make_constraint(self.request.format, tok), num_ctx=self.options.num_ctx,
+            constraint=constraint.make_constraint(self.request.format, tok, harmony=not self.plain), num_ctx=self.options.num_ctx,
             overflow="error" if self.request.overflow == "error" else "truncate", keep=prompt.keep,
             keep_alive=self.request.keep_alive, request_id=self.request.request_id)
         self._generation = await self.engine.submit(request)

@@ -68,14 +68,15 @@ class TokenConstraint(Protocol):
 
     Before sampling each token the engine calls `allowed(generated)` with every id this request
     generated so far (not the prompt). It returns None (no restriction at this step) or the ids
-    that may come next; the engine masks every other logit to -inf before the sampling options
-    apply. An empty set is a bug in the constraint: the engine then ends the request with
+    that may come next, as a set of ids or, faster for large vocabularies, a 1-D bool
+    `torch.Tensor` (True = allowed; ids at or past its end are not); the engine masks every other
+    logit to -inf before the sampling options apply. An empty set (or all-False mask) is a bug in the constraint: the engine then ends the request with
     reason "stop". The hook runs on the engine's worker thread and must be fast (it is called
     once per token); it may keep incremental state, since `generated` only grows by one id
     between calls of one request.
     """
 
-    def allowed(self, generated: Sequence[int]) -> AbstractSet[int] | None: ...
+    def allowed(self, generated: Sequence[int]) -> AbstractSet[int] | Any | None: ...  # Any: bool tensor
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Sampler:
         return cls(**dataclasses.asdict(options))
 
     def __call__(self, logits: torch.Tensor, history: Sequence[int] = (),
-                 allowed: AbstractSet[int] | None = None) -> Token:
+                 allowed: AbstractSet[int] | torch.Tensor | None = None) -> Token:
         """Choose from fp32 `logits` [V], given every id so far (prompt + output) and the ids a
         constraint allows (None: all)."""
         raw = logits.float().cpu()
@@ -91,13 +91,28 @@ class Sampler:
         return Token(token, float(logprobs[token]), alternatives)
 
 
-def mask(logits: torch.Tensor, allowed: AbstractSet[int] | None) -> torch.Tensor:
-    """-inf for every id not in `allowed` (None: unchanged)."""
+def mask(logits: torch.Tensor, allowed: AbstractSet[int] | torch.Tensor | None) -> torch.Tensor:
+    """-inf for every id not in `allowed` (None: unchanged). `allowed` is a set of ids or a 1-D
+    bool tensor (True = allowed; ids at or past its end are not allowed)."""
     if allowed is None:
         return logits
+    if isinstance(allowed, torch.Tensor):
+        keep = torch.zeros_like(logits, dtype=torch.bool)
+        n = min(len(allowed), len(keep))
+        keep[:n] = allowed[:n]
+        return logits.masked_fill(~keep, float("-inf"))
     keep = torch.zeros_like(logits, dtype=torch.bool)
     keep[torch.tensor(sorted(allowed), dtype=torch.long)] = True
     return logits.masked_fill(~keep, float("-inf"))
+
+
+def nothing_allowed(allowed: AbstractSet[int] | torch.Tensor | None) -> bool:
+    """A constraint's answer that allows no id at all (None allows every id)."""
+    if allowed is None:
+        return False
+    if isinstance(allowed, torch.Tensor):
+        return not bool(allowed.any())
+    return not allowed
 
 
 def recent(history: Sequence[int], last_n: int) -> list[int]:

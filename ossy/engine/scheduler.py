@@ -27,7 +27,7 @@ import torch
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
 from ossy.engine.protocol import GenerateRequest, LoadedModel, ModelRef, QueueFullError
-from ossy.engine.sampling import Sampler
+from ossy.engine.sampling import Sampler, nothing_allowed
 from ossy.errors import NotFoundError, OssyError, UnavailableError
 from ossy.model.cache import KVCache
 from ossy.model.gptoss import GptOss
@@ -254,7 +254,7 @@ class LocalEngine:
         job = slot.job
         constraint = job.request.constraint
         allowed = constraint.allowed(job.generated) if constraint is not None else None
-        if allowed is not None and not allowed:
+        if nothing_allowed(allowed):
             self._release(resident, slot, "stop")
             return
         token = job.sampler(logits, slot.tokens, allowed)
