@@ -385,20 +385,10 @@ def json_prefix(raw: str) -> str:
 
 def escape_control(text: str) -> str:
     """`text` with control characters inside JSON strings escaped (as `json.dumps` writes them)."""
-    out, in_string, escaped = [], False, False
+    out, state = [], jsonrepair.OUTSIDE
     for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-            elif ch < " ":
-                ch = json.dumps(ch)[1:-1]
-        elif ch == '"':
-            in_string = True
-        out.append(ch)
+        out.append(json.dumps(ch)[1:-1] if state == jsonrepair.IN_STRING and ch < " " else ch)
+        state = jsonrepair.string_state(state, ch)
     return "".join(out)
 
 

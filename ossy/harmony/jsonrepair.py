@@ -72,28 +72,33 @@ def _without_trailing_junk(text: str) -> str | None:
     return text[:end]
 
 
+# Where a scan of JSON text stands with respect to strings (see `string_state`).
+OUTSIDE, IN_STRING, AFTER_BACKSLASH = 0, 1, 2
+
+
+def string_state(state: int, ch: str) -> int:
+    """The scan state after `ch`, given the state before it (the one JSON string scanner)."""
+    if state == AFTER_BACKSLASH:
+        return IN_STRING
+    if state == IN_STRING:
+        return AFTER_BACKSLASH if ch == "\\" else OUTSIDE if ch == '"' else IN_STRING
+    return IN_STRING if ch == '"' else OUTSIDE
+
+
 def _closed(text: str) -> str | None:
     """`text` with its open string, brackets and braces closed; None if nothing is open or a
     closing bracket does not match."""
     expected: list[str] = []
-    in_string = escaped = False
+    state = OUTSIDE
     for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in _CLOSER:
-            expected.append(_CLOSER[ch])
-        elif ch in "}]":
-            if not expected or expected.pop() != ch:
+        if state == OUTSIDE:
+            if ch in _CLOSER:
+                expected.append(_CLOSER[ch])
+            elif ch in "}]" and (not expected or expected.pop() != ch):
                 return None
-    if in_string:
-        text = (text[:-1] if escaped else text) + '"'
+        state = string_state(state, ch)
+    if state != OUTSIDE:
+        text = (text[:-1] if state == AFTER_BACKSLASH else text) + '"'
     elif not expected:
         return None
     else:
