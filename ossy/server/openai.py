@@ -204,8 +204,11 @@ def openai_logprobs(entries) -> list[dict]:
 async def merged(turns):
     """(choice index, chunk) from several running turns, as they come; cancels all on exit."""
     if len(turns) == 1:
-        async for chunk in turns[0].stream():
-            yield 0, chunk
+        try:
+            async for chunk in turns[0].stream():
+                yield 0, chunk
+        finally:
+            turns[0].cancel()
         return
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
@@ -235,6 +238,12 @@ async def merged(turns):
             task.cancel()
         for turn in turns:
             turn.cancel()
+
+
+async def run_to_end(turns) -> None:
+    """Run every turn to its end (their results are then complete); cancels all on an error."""
+    async for _ in merged(turns):
+        pass
 
 
 async def start_turns(state: State, model, make, n: int):
@@ -275,12 +284,7 @@ def register(app: FastAPI, state: State) -> None:
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         if body.stream:
             return StreamResponse(_chat_events(turns, body, ident, created), SSE)
-        try:
-            async for _ in merged(turns):
-                pass
-        finally:
-            for turn in turns:
-                turn.cancel()
+        await run_to_end(turns)
         choices = []
         for i, turn in enumerate(turns):
             r = turn.result
@@ -338,12 +342,7 @@ def register(app: FastAPI, state: State) -> None:
                         turn.cancel()
 
             return StreamResponse(events(), SSE)
-        try:
-            async for _ in merged(turns):
-                pass
-        finally:
-            for turn in turns:
-                turn.cancel()
+        await run_to_end(turns)
         return JSONResponse(envelope([{"text": t.result.content, "index": i, "finish_reason": finish_reason(t.result),
                                        "logprobs": None, "reasoning": t.result.thinking or None}
                                       for i, t in enumerate(turns)], usage=usage([t.result for t in turns])))
