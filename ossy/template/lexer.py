@@ -381,16 +381,7 @@ class Lexer:
         return self.input.startswith(RIGHT_DELIM, self.pos)
 
     def lex_char(self):
-        while True:
-            ch = self.next()
-            if ch == "\\":
-                ch = self.next()
-                if ch not in ("", "\n"):
-                    continue
-            if ch in ("", "\n"):
-                return self.errorf("unterminated character constant")
-            if ch == "'":
-                return self.emit(T.CHAR_CONSTANT)
+        return self.lex_escaped("'", T.CHAR_CONSTANT, "unterminated character constant")
 
     def lex_number(self):
         if not self.scan_number():
@@ -427,6 +418,10 @@ class Lexer:
         return True
 
     def lex_quote(self):
+        return self.lex_escaped('"', T.STRING, "unterminated quoted string")
+
+    def lex_escaped(self, close: str, token, unterminated: str):
+        """A '...' or "..." literal with backslash escapes, ended by `close` on the same line."""
         while True:
             ch = self.next()
             if ch == "\\":
@@ -434,9 +429,9 @@ class Lexer:
                 if ch not in ("", "\n"):
                     continue
             if ch in ("", "\n"):
-                return self.errorf("unterminated quoted string")
-            if ch == '"':
-                return self.emit(T.STRING)
+                return self.errorf(unterminated)
+            if ch == close:
+                return self.emit(token)
 
     def lex_raw_quote(self):
         while True:
