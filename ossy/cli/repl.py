@@ -235,6 +235,14 @@ class Session:
 
 QUIT = "quit"
 
+# `/set WORD` switches: WORD -> (session field, value)
+MODE_SWITCHES = {
+    "hidethinking": ("hidethinking", True), "showthinking": ("hidethinking", False),
+    "verbose": ("verbose", True), "quiet": ("verbose", False),
+    "history": ("history", True), "nohistory": ("history", False),
+    "wordwrap": ("wordwrap", True), "nowordwrap": ("wordwrap", False),
+}
+
 
 class Interpreter:
     """Handles one complete input (a message or a `/command`) for a `Session` through `client`.
@@ -323,27 +331,19 @@ class Interpreter:
         elif what == "nothink":
             s.think = False
             self.say("Set 'nothink' mode.")
-        elif what in ("hidethinking", "showthinking"):
-            s.hidethinking = what == "hidethinking"
-            self.say(f"Set '{what}' mode.")
-        elif what in ("verbose", "quiet"):
-            s.verbose = what == "verbose"
-            self.say(f"Set '{what}' mode.")
         elif what == "format":
             if value.lower() != "json":
                 self.say("Invalid or missing format. For 'json' mode use '/set format json'")
                 return
             s.format = "json"
             self.say("Set format to 'json' mode.")
+        elif what in MODE_SWITCHES:
+            field, on = MODE_SWITCHES[what]
+            setattr(s, field, on)
+            self.say(f"Set '{what}' mode.")
         elif what == "noformat":
             s.format = None
             self.say("Disabled format.")
-        elif what in ("history", "nohistory"):
-            s.history = what == "history"
-            self.say(f"Set '{what}' mode.")
-        elif what in ("wordwrap", "nowordwrap"):
-            s.wordwrap = what == "wordwrap"
-            self.say(f"Set '{what}' mode.")
         else:
             self.help("set")
 
