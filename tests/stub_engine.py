@@ -12,8 +12,13 @@ stop ids ("stop"), cancellation ("cancelled"), the "error" overflow policy, a qu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
 from collections import Counter
+from pathlib import Path
+
+import ossy.tokenizer
 
 from ossy.engine.protocol import (ContextOverflowError, Finished, GenerateRequest, LoadedModel, ModelRef,
                                   QueueFullError, Stats, Token)
@@ -219,3 +224,24 @@ def scripted(prompt_text: str, request) -> str:
     if "count" in last:
         return "<|channel|>final<|message|>" + " ".join(str(i) for i in range(1, 200)) + "<|return|>"
     return DEFAULT_REPLY
+
+
+O200K = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "o200k_base.tiktoken"
+
+
+@functools.cache
+def tokenizer():
+    """o200k_harmony from the shared vocab, loaded once per test process."""
+    return ossy.tokenizer.load(O200K)
+
+
+@contextlib.contextmanager
+def stub_server(root):
+    """A live server over `StubEngine(tokenizer(), scripted)` and a tiny store in `root`:
+    yields (base url, engine)."""
+    from ossy.server import create_app
+
+    library, resolver = tiny_library(root, tokenizer())
+    engine = StubEngine(tokenizer(), scripted)
+    with RunningServer(create_app(engine, resolver, library)) as url:
+        yield url, engine

@@ -5,31 +5,22 @@ The model is random, so only the structure of the answers is checked, not their 
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import ollama
 import openai
 import pytest
 
-import ossy.tokenizer
 from ossy.chat.models import StoreResolver
 from ossy.modelfile import parse
 from ossy.server import create_app
 from ossy.store import Library, Store, create
 from store_util import make_checkpoint
-from stub_engine import RunningServer
+from stub_engine import RunningServer, tokenizer
 
-VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "o200k_base.tiktoken"
 HI = [{"role": "user", "content": "Hi"}]
-
-
-@functools.cache
-def tokenizer():
-    return ossy.tokenizer.load(VOCAB)
 
 
 @pytest.fixture(scope="module")

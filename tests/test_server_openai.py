@@ -3,19 +3,14 @@ uvicorn server with the stub engine, through the official `openai` client."""
 
 from __future__ import annotations
 
-import functools
 import json
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-import ossy.tokenizer
-from ossy.server import create_app
-from stub_engine import RunningServer, StubEngine, scripted, tiny_library
+from stub_engine import stub_server, tokenizer
 
-VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "o200k_base.tiktoken"
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
                                                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                                                 "required": ["city"]}}}
@@ -23,17 +18,10 @@ OTHER_TOOL = {"type": "function", "function": {"name": "get_time", "parameters":
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@functools.cache
-def tokenizer():
-    return ossy.tokenizer.load(VOCAB)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    library, resolver = tiny_library(tmp_path_factory.mktemp("store"), tokenizer())
-    engine = StubEngine(tokenizer(), scripted)
-    with RunningServer(create_app(engine, resolver, library)) as url:
-        yield url, engine
+    with stub_server(tmp_path_factory.mktemp("store")) as running:
+        yield running
 
 
 @pytest.fixture
