@@ -4,20 +4,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean goldens
+.PHONY: install demo test bench clean goldens sandbox
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) sandbox
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(PY) -m pytest -q
+
+# bubblewrap isolates every process a tool starts (ossy/sandbox). Installed from apt when missing and
+# we are root or sudo needs no password; otherwise a note, and the sandbox tests skip.
+BWRAP_APT := apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; }
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && sh -c '$(BWRAP_APT)'; } \
+	  || { sudo -n true 2>/dev/null && sudo -n sh -c '$(BWRAP_APT)'; } \
+	  || echo "note: bubblewrap is missing (apt install bubblewrap): process tools refuse to run without --unsandboxed"
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
