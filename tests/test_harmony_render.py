@@ -95,19 +95,21 @@ def to_harmony(messages, tools=None, reasoning_effort="medium", current_date=Non
                 fn = call["function"]
                 names[call.get("id")] = fn["name"]
                 args = fn["arguments"] if isinstance(fn["arguments"], str) else compact_json(fn["arguments"])
+                builtin = fn["name"].split(".")[0] in ("python", "browser")
                 out.append(
                     Message.from_role_and_content(Role.ASSISTANT, args)
-                    .with_recipient(f"functions.{fn['name']}")
-                    .with_channel("commentary")
-                    .with_content_type("<|constrain|>json")
+                    .with_recipient(fn["name"] if builtin else f"functions.{fn['name']}")
+                    .with_channel("analysis" if builtin else "commentary")
+                    .with_content_type("code" if builtin else "<|constrain|>json")
                 )
         elif m["role"] == "tool":
             name = m.get("name") or names[m["tool_call_id"]]
-            author = Author.new(Role.TOOL, f"functions.{name}")
+            builtin = name.split(".")[0] in ("python", "browser")
+            author = Author.new(Role.TOOL, name if builtin else f"functions.{name}")
             out.append(
                 Message.from_author_and_content(author, text_of(m["content"]))
                 .with_recipient("assistant")
-                .with_channel("commentary")
+                .with_channel("analysis" if builtin else "commentary")
             )
     return Conversation.from_messages(out)
 
@@ -365,6 +367,20 @@ CASES = {
     # built-in tools
     "builtin_browser": case([USER], builtin_tools=("browser",)),
     "builtin_python": case([USER], builtin_tools=("python",), reasoning_effort="low"),
+    "builtin_python_call_and_result": case(
+        [USER, {"role": "assistant", "reasoning_content": "Compute it.",
+                "tool_calls": [call("p", "python", "print(6 * 7)")]},
+         {"role": "tool", "tool_call_id": "p", "content": "42\n"}],
+        builtin_tools=("python",),
+    ),
+    "builtin_browser_calls_and_results": case(
+        [USER, {"role": "assistant", "reasoning_content": "Search.",
+                "tool_calls": [call("s", "browser.search", {"query": "ossy", "topn": 3})]},
+         {"role": "tool", "tool_call_id": "s", "content": "[0] results"},
+         {"role": "assistant", "tool_calls": [call("o", "browser.open", {"id": 1})]},
+         {"role": "tool", "name": "browser.open", "content": "L0: text"}],
+        builtin_tools=("browser",),
+    ),
     "builtin_both_and_functions": case(
         [{"role": "developer", "content": "Research carefully."}, USER],
         builtin_tools=("python", "browser"), tools=[WEATHER, TOOLS["kitchensink"]], current_date="2025-08-05",

@@ -23,8 +23,11 @@ The mapping (`conversation()`), in the order the harmony messages are rendered:
   `content` -> channel `commentary` (a preamble) if the message has `tool_calls`, else channel
   `final`; each tool call -> `assistant` to `functions.{name}` on `commentary` with content type
   `<|constrain|>json`, content = `arguments` (a JSON string as given; a dict is written as
-  compact JSON), ended by `<|call|>` (the form harmony replays, recipient before channel).
-* **tool** -> author `functions.{name}` to `assistant` on `commentary`, content = the result.
+  compact JSON), ended by `<|call|>` (the form harmony replays, recipient before channel). A
+  call to a built-in (`python`, `browser.*`) goes to that name on `analysis` with content type
+  `code`, as the model generates it (spec §5).
+* **tool** -> author `functions.{name}` to `assistant` on `commentary`, content = the result;
+  a built-in's result is authored by its own name on `analysis`.
   `name` is the message's `name`, else the name of the earlier tool call whose `id` is
   `tool_call_id`.
 * Content may be a string or a list of OpenAI text parts (joined without separator). Empty or
@@ -189,8 +192,16 @@ def _assistant(message: dict, call_names: dict[str, str]) -> list[Message]:
         name, arguments = _call(call)
         if call.get("id"):
             call_names[call["id"]] = name
-        out.append(Message("assistant", arguments, "commentary", f"functions.{name}", "<|constrain|>json"))
+        if _is_builtin_call(name):
+            out.append(Message("assistant", arguments, "analysis", name, "code"))
+        else:
+            out.append(Message("assistant", arguments, "commentary", f"functions.{name}", "<|constrain|>json"))
     return out
+
+
+def _is_builtin_call(name: str) -> bool:
+    """A call to a built-in tool (`python`, `browser.search`...): analysis channel, no functions. prefix."""
+    return name.split(".")[0] in BUILTIN_NAMESPACES
 
 
 def _call(call: dict) -> tuple[str, str]:
@@ -207,6 +218,8 @@ def _tool_result(message: dict, call_names: dict[str, str]) -> Message:
     name = message.get("name") or call_names.get(message.get("tool_call_id"))
     if not name:
         raise RenderError(f"tool message without a name or a known tool_call_id: {message.get('tool_call_id')!r}")
+    if _is_builtin_call(name):
+        return Message(name, _text(message.get("content")), "analysis", "assistant")
     return Message(f"functions.{name}", _text(message.get("content")), "commentary", "assistant")
 
 
