@@ -21,6 +21,7 @@ class Settings:
     num_parallel: int  # OSSY_NUM_PARALLEL, decode slots
     max_queue: int  # OSSY_MAX_QUEUE, waiting requests before 503
     keep_alive: float = 300.0  # OSSY_KEEP_ALIVE, seconds an idle model stays loaded; < 0 forever
+    search_url: str = ""  # OSSY_SEARCH_URL, a SearXNG-style JSON search endpoint for browser.search
 
 
 def settings(environ: dict[str, str] | None = None) -> Settings:
@@ -35,4 +36,5 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         num_parallel=int(env.get("OSSY_NUM_PARALLEL") or 4),
         max_queue=int(env.get("OSSY_MAX_QUEUE") or 512),
         keep_alive=float(env.get("OSSY_KEEP_ALIVE") or 300),
+        search_url=env.get("OSSY_SEARCH_URL") or "",
     )
