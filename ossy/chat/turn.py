@@ -22,7 +22,8 @@ What a turn yields, in order of generation:
                                arguments (also in the non-streamed `Result`).
 Never raises on model output. A tool call whose arguments are not a JSON object (and cannot be
 repaired), or a call made although tool_choice is "none", comes back as content with a warning
-(`invalid_tool_call` / `unexpected_tool_call`). Stop strings apply to the content only (the
+(`invalid_tool_call` / `unexpected_tool_call`, with the call's `tool` name and raw `arguments`,
+so an agent loop can still answer the call). Stop strings apply to the content only (the
 analysis channel is not the answer); the text that might begin one is held back.
 """
 
@@ -284,7 +285,8 @@ class Turn:
                 problem = ("invalid_tool_call", f"the arguments of {event.name!r} are not a JSON object; "
                                                 f"returned as content")
         if problem is not None:
-            self.result.warnings.append({"code": problem[0], "detail": problem[1]})
+            self.result.warnings.append({"code": problem[0], "detail": problem[1],
+                                         "tool": event.name, "arguments": event.arguments})
             sep = SEPARATOR if self.result.content else ""
             return self._content(sep + event.arguments)
         call = ToolCallChunk(len(self.result.tool_calls), event.id, event.name, event.arguments)

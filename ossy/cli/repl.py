@@ -1,12 +1,19 @@
 """The chat of `ossy run`: a session, the `/...` command interpreter, streaming output and the
 terminal loop (ollama-reference §1.2).
 
-Owns: `Session` (model, system, parameters, think, format, messages), `Interpreter` (one input
--> what to do; it only talks to a `Client` and writes to two text streams, so tests drive it
-without a terminal), `Printer` (streamed chunks -> text: thinking dimmed between `Thinking...`
-and `...done thinking.`), `summary` (Ollama's `--verbose` statistics), `read_message` (one
-message, with `\"\"\"` multi-line blocks) and `repl` (the loop: readline history, Ctrl-C stops a
-generation, Ctrl-D exits). Does not own: argument parsing or server discovery (`ossy.cli.run`).
+Owns: `Session` (model, system, parameters, think, format, messages, toolsets), `Interpreter`
+(one input -> what to do; it only talks to a `Client` and writes to two text streams, so tests
+drive it without a terminal), `Printer` (streamed chunks -> text: thinking dimmed between
+`Thinking...` and `...done thinking.`), `AgentPrinter` (an agent run: each turn as `Printer`
+writes it, tool calls and a short, escaped summary of each result on the error stream),
+`summary` (Ollama's `--verbose` statistics), `read_message` (one message, with `\"\"\"`
+multi-line blocks) and `repl` (the loop: readline history, Ctrl-C stops a generation, Ctrl-D
+exits). Does not own: argument parsing or server discovery (`ossy.cli.run`), the agent loop
+(`ossy.agent`) or the tools (`ossy.tools`).
+
+With toolsets enabled (`--tools`, the Modelfile's `TOOLS`, `/tools fs,shell`) a message goes
+through `ossy.agent.loop` with one `Toolbox` per chat, so "always" approvals and the python
+kernel's state last until the toolsets change or the chat ends (`Interpreter.close`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ossy.errors import OssyError
+from ossy.tools.base import Policy
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 THINK_LEVELS = ("low", "medium", "high")
@@ -30,6 +38,7 @@ HELP = """Available Commands:
   /load <model>   Load a session or model
   /save <model>   Save your current session
   /clear          Clear session context
+  /tools [list]   Show or set the tools the model may call
   /bye            Exit
   /?, /help       Help for a command
   /? shortcuts    Help for keyboard shortcuts
@@ -52,6 +61,12 @@ HELP_SET = """Available Commands:
   /set nothink           Disable thinking
   /set hidethinking      Do not print the thinking
   /set showthinking      Print the thinking
+"""
+
+HELP_TOOLS = """Available Commands:
+  /tools                 Show the enabled toolsets
+  /tools fs,shell        Let the model call these toolsets (fs, shell, system, python, browser, all)
+  /tools off             Turn tools off
 """
 
 HELP_SHOW = """Available Commands:
@@ -185,6 +200,12 @@ class Printer:
             function = call.get("function", {})
             self.content(f"{function.get('name')}({json.dumps(function.get('arguments', {}), ensure_ascii=False)})\n")
 
+    def end_text(self) -> None:
+        """Close an open thinking block and end the line (before something else is written)."""
+        self._close_thinking()
+        if not self.ends_with_newline:
+            self._write("\n")
+
     def finish(self) -> None:
         """End the reply: close an open thinking block, end the line, leave one blank line."""
         self._close_thinking()
@@ -192,6 +213,63 @@ class Printer:
             self.out.write(RESET)
         self.out.write(("" if self.ends_with_newline else "\n") + "\n")
         self.out.flush()
+
+
+SUMMARY_LINES = 6  # lines of a tool's output shown in the terminal
+SUMMARY_WIDTH = 200  # characters of a line (and of a call's arguments) shown
+
+
+class AgentPrinter(Printer):
+    """Writes an agent run: the turns' thinking and content as `Printer` does on `out`; each
+    tool call (name and arguments) and the first lines of its result on `err`, escaped, so a
+    file or a web page cannot drive the terminal."""
+
+    def __init__(self, out: TextIO, err: TextIO, *, hidethinking: bool = False, color: bool | None = None) -> None:
+        super().__init__(out, hidethinking=hidethinking, color=color)
+        self.err = err
+
+    def event(self, event) -> None:
+        from ossy.agent import TextDelta, ToolCalled, ToolReturned
+
+        if isinstance(event, TextDelta):
+            (self.thinking_text if event.field == "thinking" else self.content)(event.text)
+        elif isinstance(event, ToolCalled):
+            if self.wrote:
+                self.end_text()
+            self.err.write(call_line(event.call.name, event.call.arguments))
+            self.err.flush()
+        elif isinstance(event, ToolReturned):
+            self.err.write(result_summary(event.result))
+            self.err.flush()
+
+
+def _clip(text: str, width: int = SUMMARY_WIDTH) -> str:
+    from ossy.tools.executor import escape_control
+
+    text = escape_control(text, keep="\t")
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def call_line(name: str, arguments: str) -> str:
+    """`tool: NAME ARGUMENTS` on one line (JSON arguments compacted, long ones cut)."""
+    try:
+        arguments = json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        pass
+    return f"tool: {_clip(name, 100)} {_clip(arguments)}\n"
+
+
+def result_summary(result) -> str:
+    """A `ToolResult` in a few lines: status, time and size, then the first lines of the output."""
+    lines = result.output.splitlines()
+    size = f", {len(lines)} line{'s' * (len(lines) != 1)}" if lines else ""
+    head = f"  {result.status} ({result.duration:.2f}s{size})"
+    if result.error is not None:
+        head += f": {_clip(result.error)}"
+    shown = [f"  | {_clip(line)}" for line in lines[:SUMMARY_LINES]]
+    if len(lines) > SUMMARY_LINES:
+        shown.append(f"  | ... {len(lines) - SUMMARY_LINES} more lines")
+    return "\n".join([head, *shown]) + "\n"
 
 
 # ---- the session and the interpreter ----------------------------------------------------------
@@ -214,6 +292,16 @@ def parse_think(value: str | bool | None) -> bool | str | None:
 
 
 @dataclass
+class ToolOptions:
+    """How tool calls run in this chat (`ossy run`'s tool flags)."""
+
+    policy: Policy = field(default_factory=Policy)
+    workspace: Path = Path(".")
+    max_steps: int = 8  # rounds of tool calls per message
+    ask_in_terminal: bool = False  # approve destructive calls on stdin (a terminal)
+
+
+@dataclass
 class Session:
     """What one chat remembers between messages."""
 
@@ -228,6 +316,8 @@ class Session:
     keep_alive: str | None = None
     history: bool = True
     wordwrap: bool = True
+    tools: tuple[str, ...] = ()  # enabled toolsets; none: plain chat
+    tool_options: ToolOptions = field(default_factory=ToolOptions)
 
     def request_messages(self) -> list[dict]:
         return ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
@@ -259,6 +349,9 @@ class Interpreter:
         self.err = err or sys.stderr
         self.color = color
         self._show_cache: dict | None = None
+        self._toolbox = None  # ossy.agent.Toolbox for session.tools, built when first needed
+        self._tool_context = None  # lives across toolset changes (python kernel state)
+        self.last_run = None  # the AgentResult of the last message sent with tools
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -295,6 +388,8 @@ class Interpreter:
             self.load(rest)
         elif word == "/save":
             self.save(rest)
+        elif word == "/tools":
+            self.tools(rest)
         elif word == "/list":
             for model in self.client.tags():
                 self.say(model.get("name", ""))
@@ -305,7 +400,8 @@ class Interpreter:
     def help(self, topic: str) -> None:
         topic = topic.lower()
         texts = {"": HELP, "shortcuts": HELP_SHORTCUTS, "shortcut": HELP_SHORTCUTS, "set": HELP_SET,
-                 "/set": HELP_SET, "show": HELP_SHOW, "/show": HELP_SHOW, "parameters": HELP_PARAMETERS}
+                 "/set": HELP_SET, "show": HELP_SHOW, "/show": HELP_SHOW, "parameters": HELP_PARAMETERS,
+                 "tools": HELP_TOOLS, "/tools": HELP_TOOLS}
         self.out.write(texts.get(topic, HELP))
         self.out.flush()
 
@@ -406,6 +502,60 @@ class Interpreter:
         elif what == "template":
             self.say(info.get("template") or "No prompt template was specified for this model.")
 
+    # -- /tools -----------------------------------------------------------------------------------
+    def tools(self, rest: str) -> None:
+        from ossy.agent import parse_toolsets
+
+        s = self.session
+        if rest.lower() in ("help", "?"):
+            self.help("tools")
+            return
+        if rest:
+            wanted = parse_toolsets(rest)
+            previous, s.tools = s.tools, wanted
+            self._toolbox = None
+            try:
+                self.toolbox()  # an unknown toolset is an error here, before the next message
+            except OssyError:
+                s.tools = previous
+                raise
+            self.say(f"Enabled tools: {', '.join(wanted)}." if wanted else "Disabled tools.")
+            return
+        if not s.tools:
+            from ossy.tools.registry import TOOLSETS
+
+            self.say(f"Tools are off. Turn them on with /tools LIST (toolsets: {', '.join(TOOLSETS)}).")
+            return
+        opts, policy = s.tool_options, s.tool_options.policy
+        self.say(f"Tools: {', '.join(s.tools)} ({', '.join(self.toolbox().registry.names)})")
+        self.say(f"  workspace {Path(opts.workspace).resolve()}, sandbox {policy.mode}"
+                 f"{', network' if policy.network else ''}, approvals {policy.approvals}"
+                 f"{', dry run' if policy.dry_run else ''}, at most {opts.max_steps} rounds of tool calls")
+
+    def toolbox(self):
+        """The `ossy.agent.Toolbox` of the enabled toolsets (None when tools are off)."""
+        s = self.session
+        if not s.tools:
+            return None
+        if self._toolbox is None:
+            from ossy.agent import Toolbox
+            from ossy.tools.base import ToolContext
+            from ossy.tools.executor import terminal_approver
+
+            opts = s.tool_options
+            if self._tool_context is None:
+                self._tool_context = ToolContext(Path(opts.workspace), opts.policy)
+            self._toolbox = Toolbox.open(s.tools, context=self._tool_context,
+                                         approver=terminal_approver() if opts.ask_in_terminal else None)
+        return self._toolbox
+
+    def close(self) -> None:
+        """End the tools' per-chat state (the python kernel, the browser's pages)."""
+        self._toolbox = None
+        if self._tool_context is not None:
+            self._tool_context.close()
+            self._tool_context = None
+
     # -- /load and /save --------------------------------------------------------------------------
     def load(self, name: str) -> None:
         if not name:
@@ -428,18 +578,48 @@ class Interpreter:
             fields["system"] = s.system
         if s.parameters:
             fields["parameters"] = s.parameters
-        if s.messages:
-            fields["messages"] = [{k: m[k] for k in ("role", "content", "thinking") if m.get(k)} for m in s.messages]
+        saved = [m for m in s.messages if m.get("role") in ("user", "assistant") and not m.get("tool_calls")]
+        if saved:  # MESSAGE holds text only: tool calls and their results stay out
+            fields["messages"] = [{k: m[k] for k in ("role", "content", "thinking") if m.get(k)} for m in saved]
         self.client.create(name, **fields)
         self.say(f"Created new model '{name}'")
 
     # -- chatting --------------------------------------------------------------------------------
     def send(self, text: str) -> dict | None:
-        """Send one user message and print the streamed reply; the reply joins the history
-        (unless interrupted). Returns the final chunk."""
+        """Send one user message and print the streamed reply (through the agent loop when
+        toolsets are enabled); the reply joins the history (unless interrupted). Returns the
+        final chunk."""
         s = self.session
         s.messages.append({"role": "user", "content": text})
-        printer = Printer(self.out, hidethinking=s.hidethinking, color=self.color)
+        if s.tools:
+            printer = AgentPrinter(self.out, self.err, hidethinking=s.hidethinking, color=self.color)
+        else:
+            printer = Printer(self.out, hidethinking=s.hidethinking, color=self.color)
+        try:
+            replies, final = self._agent_reply(printer) if s.tools else self._reply(printer)
+        except KeyboardInterrupt:
+            printer.finish()
+            s.messages.pop()
+            return None
+        except OssyError:
+            s.messages.pop()
+            if printer.wrote:
+                printer.finish()
+            raise
+        printer.finish()
+        s.messages.extend(replies)
+        if s.tools and self.last_run.stopped == "step_limit":
+            self.err.write(f"Stopped: the step limit was reached (--max-steps {s.tool_options.max_steps}); "
+                           "the tool calls the model asked for next did not run.\n")
+            self.err.flush()
+        if s.verbose and final:
+            self.err.write(summary(final))
+            self.err.flush()
+        return final
+
+    def _reply(self, printer: Printer) -> tuple[list[dict], dict | None]:
+        """One streamed reply: ([the assistant message], the final chunk)."""
+        s = self.session
         content, thinking, calls, final = [], [], [], None
         stream = self.client.chat(s.model, s.request_messages(), think=s.think, format=s.format,
                                   options=dict(s.parameters) or None, keep_alive=s.keep_alive)
@@ -454,25 +634,24 @@ class Interpreter:
                     final = chunk
         except KeyboardInterrupt:
             stream.close()  # closes the connection: the server cancels the generation
-            printer.finish()
-            s.messages.pop()
-            return None
-        except OssyError:
-            s.messages.pop()
-            if printer.wrote:
-                printer.finish()
             raise
-        printer.finish()
         reply = {"role": "assistant", "content": "".join(content)}
         if any(thinking):
             reply["thinking"] = "".join(thinking)
         if calls:
             reply["tool_calls"] = calls
-        s.messages.append(reply)
-        if s.verbose and final:
-            self.err.write(summary(final))
-            self.err.flush()
-        return final
+        return [reply], final
+
+    def _agent_reply(self, printer: AgentPrinter) -> tuple[list[dict], dict | None]:
+        """The agent loop over this message: (the assistant and tool messages, the last final chunk)."""
+        from ossy.agent import ClientModel, loop
+
+        s = self.session
+        request = s.request_messages()
+        self.last_run = loop(ClientModel(self.client, s.model, keep_alive=s.keep_alive), self.toolbox(), request,
+                             max_steps=s.tool_options.max_steps, think=s.think, options=dict(s.parameters) or None,
+                             on_event=printer.event)
+        return self.last_run.messages[len(request):], self.last_run.last.stats or None
 
 
 def render_info(info: dict, session: Session | None = None) -> str:

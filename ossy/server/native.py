@@ -10,7 +10,8 @@ Differences from Ollama, on purpose:
   * tool calls stream as soon as each is complete (one chunk each), not only in the last chunk;
     a malformed call comes back as content, never as a 500;
   * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
-  * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages.
+  * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages;
+  * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension).
 """
 
 from __future__ import annotations
@@ -420,11 +421,14 @@ def _show(library, name: str, verbose: bool) -> dict:
     config = model.config
     info = {"general.architecture": "gptoss", "general.parameter_count": config.get("parameter_count"),
             "gptoss.context_length": config.get("context_length")}
-    return {"license": "\n".join(model.licenses), "modelfile": modelfile_text(model),
-            "parameters": parameters_text(model.parameters), "template": model.template or "",
-            "system": model.system or "", "details": details(model), "messages": model.messages,
-            "model_info": {k: v for k, v in info.items() if v is not None}, "capabilities": list(capabilities(model)),
-            "modified_at": now_rfc3339(model.modified)}
+    out = {"license": "\n".join(model.licenses), "modelfile": modelfile_text(model),
+           "parameters": parameters_text(model.parameters), "template": model.template or "",
+           "system": model.system or "", "details": details(model), "messages": model.messages,
+           "model_info": {k: v for k, v in info.items() if v is not None}, "capabilities": list(capabilities(model)),
+           "modified_at": now_rfc3339(model.modified)}
+    if model.tools:  # ossy extension: the Modelfile's TOOLS (the toolsets `ossy run` enables)
+        out["toolsets"] = list(model.tools)
+    return out
 
 
 def _create(library, body: CreateBody) -> list[str]:
