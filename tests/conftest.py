@@ -24,3 +24,11 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def vocab_dir(shared_dir) -> Path:
     return shared_dir / "vocab"
+
+
+@pytest.fixture
+def audit(tmp_path):
+    """An empty tool audit log in the test's own directory."""
+    from ossy.tools.audit import AuditLog
+
+    return AuditLog(tmp_path / "audit.sqlite")

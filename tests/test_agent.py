@@ -123,11 +123,6 @@ def workspace(tmp_path):
     return ws
 
 
-@pytest.fixture
-def audit(tmp_path):
-    return AuditLog(tmp_path / "audit.sqlite")
-
-
 def agent_run(script: Script, workspace, audit, *, policy=None, approver=None, max_steps=8, messages=ASK,
               context=None, play_whole_script=False):
     """Run the loop over the stub engine; returns (result, events, engine)."""
@@ -234,7 +229,9 @@ def test_approvals_and_dry_run(workspace, audit):
                              approver=lambda request: asked.append(request.arguments) or "no")
     assert asked == [{"path": "b.txt", "content": "new"}] and "did not approve" in tool_messages(result)[0]
     result, _, _ = agent_run(Script(write, final("ok")), workspace, audit, policy=Policy(dry_run=True))
-    assert tool_messages(result) == ["would write 3 characters to b.txt"] and result.calls[0][1].status == "dry-run"
+    assert tool_messages(result) == ["Dry run: nothing was changed. The call would do this:\n"
+                                     "would write 3 characters to b.txt"]
+    assert result.calls[0][1].status == "dry-run"
     assert not (workspace / "b.txt").exists()
     result, _, _ = agent_run(Script(write, final("ok")), workspace, audit, approver=lambda request: "yes")
     assert tool_messages(result) == ["wrote 3 characters"] and (workspace / "b.txt").read_text() == "new"

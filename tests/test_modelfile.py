@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ossy.tools.registry import TOOLSETS
 from ossy.modelfile import PARAMETERS, Modelfile, ModelfileError, gptoss_defaults, parse, parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modelfiles"
@@ -44,7 +45,7 @@ MESSAGE user Hi there
 message assistant "Hello!"
 REQUIRES v0.14.0
 TOOLS fs, shell
-TOOLS web
+TOOLS browser
 """
     assert read(text) == Modelfile(
         from_="./checkpoint",
@@ -55,7 +56,7 @@ TOOLS web
         licenses=["MIT", "Apache\n2.0"],
         messages=[("user", "Hi there"), ("assistant", "Hello!")],
         requires="0.14.0",
-        tools=["fs", "shell", "web"],
+        tools=["fs", "shell", "browser"],
     )
 
 
@@ -211,7 +212,7 @@ _MODELFILES = st.builds(
     licenses=st.lists(_TEXT, max_size=2),
     messages=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), _TEXT), max_size=2),
     requires=st.none() | st.sampled_from(["0.14.0", "1.2.3-rc.1"]),
-    tools=st.lists(st.from_regex(r"[a-z][a-z0-9_-]{0,5}", fullmatch=True), unique=True, max_size=3),
+    tools=st.lists(st.sampled_from(sorted(TOOLSETS)), unique=True, max_size=3),
 )
 
 

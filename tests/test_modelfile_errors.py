@@ -198,6 +198,11 @@ CASES = [
         'Modelfile:2:7: invalid toolset name "" in TOOLS; write names separated by commas, such as TOOLS fs,shell',
     ),
     (
+        "tools-unknown",
+        "FROM x\nTOOLS fs,web\n",
+        'Modelfile:2:7: unknown toolset "web" in TOOLS; ossy has fs, shell, system, python, browser',
+    ),
+    (
         "tools-twice",
         "FROM x\nTOOLS fs\nTOOLS shell, fs\n",
         'Modelfile:3:7: toolset "fs" is listed twice in TOOLS; keep one',

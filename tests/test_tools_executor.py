@@ -26,11 +26,6 @@ def workspace(tmp_path):
     return ws
 
 
-@pytest.fixture
-def audit(tmp_path):
-    return AuditLog(tmp_path / "audit.sqlite")
-
-
 class Scripted:
     """An approver answering from a script and remembering what it was asked."""
 
@@ -234,6 +229,7 @@ def test_dry_run_previews_and_changes_nothing(make, workspace, audit):
     assert (result.status, result.output, result.error) == ("dry-run", "would write 7 characters to a.txt", None)
     generic = executor.call("delete_file", '{"path": "a.txt"}')
     assert (generic.status, generic.output) == ("dry-run", 'would call delete_file with {"path": "a.txt"}')
+    assert generic.text().startswith("Dry run: nothing was changed.")  # what the model reads
     assert (workspace / "a.txt").read_text() == "alpha\n"
     assert executor.call("read_file", '{"path": "a.txt"}').status == "ok"  # read-only tools run
     refused = executor.call("write_file", '{"path": "../x.txt", "content": "x"}')

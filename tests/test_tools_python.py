@@ -160,13 +160,17 @@ def test_reset_clears_the_state(ctx):
 def test_close_leaves_no_process(ctx):
     tag = secrets.token_hex(6)
     run(ctx, f"import subprocess\np = subprocess.Popen(['bash', '-c', 'sleep 600; : {tag}'])")
-    assert _processes_with(tag)
+    assert _wait_for(lambda: _processes_with(tag))
     ctx.close()
     assert "python" not in ctx.state
-    deadline = time.monotonic() + 3
-    while _processes_with(tag) and time.monotonic() < deadline:
+    assert _wait_for(lambda: not _processes_with(tag))
+
+
+def _wait_for(condition, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _processes_with(tag)
+    return bool(condition())
 
 
 def _processes_with(tag: str) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -322,8 +323,16 @@ def test_bash_output_is_labelled_with_the_exit_code(needs_sandbox, ctx):
     assert call(ctx, "bash", command="true").output == "(no output)"
 
 
-def test_bash_cannot_remove_a_directory_outside_the_workspace(needs_sandbox, ctx, request):
-    canary = request.config.cache.mkdir("ossy-shell-canary")  # under the checkout: visible read-only
+@pytest.fixture
+def visible_canary():
+    """A directory outside the workspace that the sandbox shows read-only (/var/tmp; its /tmp is private)."""
+    path = Path(tempfile.mkdtemp(prefix="ossy-canary-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_bash_cannot_remove_a_directory_outside_the_workspace(needs_sandbox, ctx, visible_canary):
+    canary = visible_canary
     token = secrets.token_hex(8)
     (canary / "keep.txt").write_text(token)
     result = call(ctx, "bash", command=f"cat {canary}/keep.txt; rm -rf {canary}; ls {canary}")
@@ -354,9 +363,9 @@ def test_bash_timeout_kills_and_reports(needs_sandbox, workspace):
     assert "started" in result.output
 
 
-def test_make_runs_when_approved_and_writes_only_in_the_workspace(needs_sandbox, workspace, marker, request,
+def test_make_runs_when_approved_and_writes_only_in_the_workspace(needs_sandbox, workspace, marker, visible_canary,
                                                                    tmp_path):
-    canary = request.config.cache.mkdir("ossy-make-canary")
+    canary = visible_canary
     (workspace / "Makefile").write_text(
         f"X := $(shell touch {marker[0]} {marker[1]} {canary}/pwned)\nall:\n\t@echo built\n")
     executor = Executor(Registry(shell.toolset()), ToolContext(workspace=workspace, policy=Policy(approvals="auto")),

@@ -27,6 +27,7 @@ from ossy.modelfile.errors import ModelfileError
 from ossy.modelfile.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS, convert
 from ossy.modelfile.values import Unterminated, Value, read_value
+from ossy.tools.registry import TOOLSETS
 
 INSTRUCTIONS = (
     "FROM", "PARAMETER", "TEMPLATE", "SYSTEM", "ADAPTER", "LICENSE", "MESSAGE", "REQUIRES", "TOOLS",
@@ -193,6 +194,8 @@ class _Parser:
         for name in names:
             if not _TOOLSET.fullmatch(name):
                 reason = f'invalid toolset name "{name}" in TOOLS; {_TOOLS_HINT}'
+            elif name not in TOOLSETS:
+                reason = f'unknown toolset "{name}" in TOOLS; ossy has {", ".join(TOOLSETS)}'
             elif name in self.result.tools or names.count(name) > 1:
                 reason = f'toolset "{name}" is listed twice in TOOLS; keep one'
             else:

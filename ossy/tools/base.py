@@ -69,6 +69,8 @@ class ToolResult:
 
     def text(self) -> str:
         """The tool message the model reads."""
+        if self.status == "dry-run":
+            return f"Dry run: nothing was changed. The call would do this:\n{self.output}"
         if self.error is None:
             return self.output
         head = f"Error: {self.error}"
