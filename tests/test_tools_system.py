@@ -5,6 +5,9 @@ outside the allowlists are refused by name."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import socket
 
 import pytest
@@ -149,3 +152,19 @@ def test_system_tools_run_through_the_executor_without_approval(ctx, tmp_path):
     executor = Executor(Registry(system.toolset()), ctx, audit=AuditLog(tmp_path / "audit.sqlite"))
     assert executor.call("sys.free", '{"options": "-h"}').ok
     assert executor.call("system_analysis", {"components": ["gpu"]}).status == "invalid"
+
+
+def test_a_command_line_with_newlines_stays_on_one_line(ctx):
+    child = subprocess.Popen([sys.executable, "-c", "import time\ntime.sleep(30)\n# ossy-newline-probe"])
+    try:
+        for _ in range(100):  # until the child has exec'd
+            listing = call(ctx, "ps", options="-ef --sort=pid")
+            line = next((line for line in listing.output.splitlines() if "ossy-newline-probe" in line), "")
+            if line:
+                break
+            time.sleep(0.05)
+        assert "import time?time.sleep(30)?# ossy-newline-probe" in line
+        assert len(listing.output.splitlines()) == len(listing.data["pids"]) + 2  # header and note
+    finally:
+        child.kill()
+        child.wait()

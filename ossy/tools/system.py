@@ -166,6 +166,14 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
+_CONTROL = dict.fromkeys([*range(0x20), 0x7F], "?")
+
+
+def _printable(text: str) -> str:
+    """Control characters as "?", as ps shows them, so one process is one line."""
+    return text.translate(_CONTROL)
+
+
 def _process(pid: int, ticks: int, page: int) -> Process | None:
     folder = PROC / str(pid)
     try:
@@ -174,9 +182,9 @@ def _process(pid: int, ticks: int, page: int) -> Process | None:
         arguments = (folder / "cmdline").read_bytes() if uid == os.getuid() else b""
     except OSError:  # gone, or not ours to read
         return None
-    name = stat[stat.index("(") + 1:stat.rindex(")")]
+    name = _printable(stat[stat.index("(") + 1:stat.rindex(")")])
     fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is field 3 of proc(5)
-    command = arguments.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace") or f"[{name}]"
+    command = _printable(arguments.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")) or f"[{name}]"
     return Process(pid=pid, uid=uid, user=_user_name(uid), state=fields[0], name=name, command=command,
                    rss=int(fields[21]) * page, cpu_seconds=(int(fields[11]) + int(fields[12])) / ticks,
                    started=int(fields[19]) / ticks, threads=int(fields[17]))
