@@ -100,6 +100,33 @@ def swiglu(h: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
     return gate * torch.sigmoid(alpha * gate) * (linear + 1)
 
 
+def mixture_of_experts(h: torch.Tensor, router: torch.Tensor, router_bias: torch.Tensor, experts, k: int,
+                       alpha: float, limit: float) -> torch.Tensor:
+    """h [N, H] -> sum over the top-k experts of routing weight * expert(h): [N, H].
+
+    `experts.get(e)` gives expert e's (W1 [2I, H], b1 [2I], W2 [H, I], b2 [H]); only the experts
+    some token routes to are asked for. Differentiable (the trainer uses it with parameters).
+    """
+    logits = F.linear(h, router, router_bias)  # [N, E]
+    top, chosen = logits.topk(k, dim=-1)  # [N, K] on raw logits
+    weights = top.softmax(dim=-1).view(-1)  # [N*K]: softmax over the K chosen only
+    flat = chosen.view(-1)  # [N*K]
+    order = flat.argsort()  # (token, slot) pairs grouped by expert
+    counts = flat.bincount(minlength=router.shape[0]).tolist()  # [E]
+    out = torch.zeros_like(h)
+    start = 0
+    for e, n in enumerate(counts):
+        if n == 0:
+            continue
+        pairs = order[start:start + n]  # [n] indices into N*K
+        tokens = pairs // k  # [n]
+        w1, b1, w2, b2 = experts.get(e)
+        y = F.linear(swiglu(F.linear(h[tokens], w1, b1), alpha, limit), w2, b2)  # [n, H]
+        out.index_add_(0, tokens, y * weights[pairs, None])
+        start += n
+    return out
+
+
 class DenseExperts:
     """One layer's experts as plain tensors, stored [out, in] for F.linear."""
 
@@ -242,23 +269,6 @@ class GptOss:
         return F.linear(o, layer.out, layer.out_bias)
 
     def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
-        """h [N, H] -> sum over the top-K experts of routing weight * expert(h): [N, H]."""
         c = self.config
-        logits = F.linear(h, layer.router, layer.router_bias)  # [N, E]
-        top, chosen = logits.topk(c.num_experts_per_tok, dim=-1)  # [N, K] on raw logits
-        weights = top.softmax(dim=-1).view(-1)  # [N*K]: softmax over the K chosen only
-        flat = chosen.view(-1)  # [N*K]
-        order = flat.argsort()  # (token, slot) pairs grouped by expert
-        counts = flat.bincount(minlength=layer.router.shape[0]).tolist()  # [E]
-        out = torch.zeros_like(h)
-        start = 0
-        for e, n in enumerate(counts):
-            if n == 0:
-                continue
-            pairs = order[start:start + n]  # [n] indices into N*K
-            tokens = pairs // c.num_experts_per_tok  # [n]
-            w1, b1, w2, b2 = layer.experts.get(e)
-            y = F.linear(swiglu(F.linear(h[tokens], w1, b1), c.swiglu_alpha, c.swiglu_limit), w2, b2)  # [n, H]
-            out.index_add_(0, tokens, y * weights[pairs, None])
-            start += n
-        return out
+        return mixture_of_experts(h, layer.router, layer.router_bias, layer.experts, c.num_experts_per_tok,
+                                  c.swiglu_alpha, c.swiglu_limit)

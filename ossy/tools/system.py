@@ -357,12 +357,17 @@ DF_OPTIONS = Options(flags("-h", "-k", "-T", "-a", "-i", "-P", "-l", "--human-re
 
 def _df(args: dict, ctx: ToolContext) -> ToolResult:
     given = {flag for flag, _ in DF_OPTIONS.parse(args.get("options"))}
-    human, inodes = bool(given & {"-h", "--human-readable"}), bool(given & {"-i", "--inodes"})
     listed = mounts(include_all=bool(given & {"-a", "--all"}))
     if args.get("path"):
         listed = [mount_of(args["path"], ctx, mounts(include_all=True))]
+    text = df_table(listed, human=bool(given & {"-h", "--human-readable"}), inodes=bool(given & {"-i", "--inodes"}),
+                    typed="-T" in given)
+    return ToolResult(output=text, data={"filesystems": [vars(m) | {"use_percent": m.use_percent} for m in listed]})
+
+
+def df_table(listed: list[Mount], *, human: bool = False, inodes: bool = False, typed: bool = False) -> str:
+    """df's table of `listed` (1K blocks unless `human`; inodes with `inodes`; a Type column with `typed`)."""
     size = human_bytes if human else (lambda n: str(n // 1024))
-    typed = "-T" in given
     if inodes:
         header = ["Filesystem", "Inodes", "IUsed", "IFree", "IUse%", "Mounted on"]
         rows = [[m.device, str(m.inodes), str(m.inodes - m.inodes_free), str(m.inodes_free),
@@ -376,9 +381,8 @@ def _df(args: dict, ctx: ToolContext) -> ToolResult:
         header.insert(1, "Type")
         for row, mount in zip(rows, listed):
             row.insert(1, mount.fstype)
-    data = {"filesystems": [vars(m) | {"use_percent": m.use_percent} for m in listed]}
     last = len(header) - 1
-    return ToolResult(output=_table(header, rows, left=(0, 1, last) if typed else (0, last)), data=data)
+    return _table(header, rows, left=(0, 1, last) if typed else (0, last))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,18 +397,24 @@ FREE_OPTIONS = Options(frozenset(FREE_UNITS) | flags("-h", "--human", "-t", "--t
 def _free(args: dict, ctx: ToolContext) -> ToolResult:
     given = [flag for flag, _ in FREE_OPTIONS.parse(args.get("options"))]
     unit = next((FREE_UNITS[flag] for flag in reversed(given) if flag in FREE_UNITS), 1024)
-    human = bool({"-h", "--human"} & set(given))
-    show = human_bytes if human else (lambda n: str(n // unit))
     memory = Memory.read()
+    text = free_table(memory, unit=unit, human=bool({"-h", "--human"} & set(given)),
+                      total=bool({"-t", "--total"} & set(given)))
+    return ToolResult(output=text, data=vars(memory))
+
+
+def free_table(memory: Memory, *, unit: int = 1024, human: bool = False, total: bool = False) -> str:
+    """free's table of `memory` (in `unit`s of bytes, or human sizes), with a Total row if `total`."""
+    show = human_bytes if human else (lambda n: str(n // unit))
     swap_used = memory.swap_total - memory.swap_free
     header = ["", "total", "used", "free", "shared", "buff/cache", "available"]
     rows = [["Mem:", *map(show, (memory.total, memory.used, memory.free, memory.shared,
                                  memory.buffers + memory.cache, memory.available))],
             ["Swap:", *map(show, (memory.swap_total, swap_used, memory.swap_free)), "", "", ""]]
-    if {"-t", "--total"} & set(given):
+    if total:
         rows.append(["Total:", *map(show, (memory.total + memory.swap_total, memory.used + swap_used,
                                            memory.free + memory.swap_free)), "", "", ""])
-    return ToolResult(output=_table(header, rows, left=(0,)), data=vars(memory))
+    return _table(header, rows, left=(0,))
 
 
 UPTIME_OPTIONS = Options(flags("-p", "--pretty", "-s", "--since"))

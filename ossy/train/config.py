@@ -1,0 +1,29 @@
+"""Every knob of training nano, with the values the bundled model was trained with.
+
+Owns: `TrainConfig`. Kept apart from the trainer (and torch) so that `ossy train --help` and
+every other `ossy` command stay quick to start. Does not own: training (`ossy.train.trainer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    steps: int = 2300
+    conversations_per_step: int = 24  # under one setting with tools (shared prefix); half without
+    lr: float = 3e-3
+    min_lr_fraction: float = 0.1  # cosine decay ends at lr * this
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    vocab_size: int = 2048
+    tokenizer_conversations: int = 6000
+    hidden_size: int = 256
+    layers: int = 4
+    heads: int = 4  # query heads of 64 dimensions; 2 kv heads
+    threads: int = 2
+    log_every: int = 10
+    eval_every: int = 200

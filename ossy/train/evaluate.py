@@ -1,0 +1,143 @@
+"""Scoring a model on held-out conversations through ossy's real chat path.
+
+Owns: `Case` (one held-out prompt and what a right reply is), `cases` (drawn from the held-out
+split, each under its own setting), `score` (one reply: well-formed harmony, right tool with
+schema-valid arguments, right final answer), `run_case`, `answer_after_result` (the answer once the tool result is in) and the aggregate
+`Report`. Replies come
+from a `ChatModel` (`ossy.agent.EngineModel`: prompt rendering, engine, harmony parser, exactly
+what `ossy run` and the server use), greedy. Does not own: the data (`ossy.train.data`) or any
+output format (`benchmarks/nano_quality.py` prints the report).
+
+Well-formed: the generation ended at `<|return|>` or `<|call|>` (not at the token limit) and the
+parser reported nothing (no truncated, missing or stray pieces, no repaired arguments).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import jsonschema
+
+from ossy.train import data
+
+ANSWER_KINDS = ("fact", "arithmetic", "instruction")
+KINDS = ("small_talk", "repeat", "tool") + ANSWER_KINDS
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    setting: data.Setting
+    convo: data.Conversation
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.setting.header_messages() + self.convo.prompt
+
+    @property
+    def tools(self) -> list[dict] | None:
+        return data.declared_tools() if self.setting.tools else None
+
+
+def cases(per_kind: int, seed: int = 0) -> list[Case]:
+    """`per_kind` held-out cases of each kind, each under its own setting (effort, date,
+    instructions, tools)."""
+    rng = random.Random(f"evaluate:{seed}")
+    found: dict[str, list[Case]] = {kind: [] for kind in KINDS}
+    while any(len(v) < per_kind for v in found.values()):
+        setting = data.sample_setting(rng)
+        convo = data.sample_conversation(rng, data.HELDOUT, setting)
+        if len(found[convo.kind]) < per_kind:
+            found[convo.kind].append(Case(convo.kind, setting, convo))
+    return [case for kind in KINDS for case in found[kind]]
+
+
+@dataclass(frozen=True)
+class Score:
+    well_formed: bool
+    right_tool: bool | None = None  # tool cases only
+    right_answer: bool | None = None  # ANSWER_KINDS only
+    used_result: bool | None = None  # tool cases with the right call: the answer after the result
+
+
+def answer_is_right(case: Case, content: str) -> bool:
+    expected = case.convo.answer.lower()
+    text = content.strip().lower()
+    if case.setting.style == "number_only":
+        return text == expected
+    if case.setting.style == "one_word":
+        return text.rstrip(".!") == expected
+    if case.kind == "arithmetic":
+        numbers = re.findall(r"-?\d+", text)
+        return bool(numbers) and numbers[-1] == expected
+    return re.search(rf"\b{re.escape(expected)}\b", text) is not None
+
+
+def tool_is_right(case: Case, calls) -> bool:
+    if not calls:
+        return False
+    name = calls[0].name.removeprefix("functions.")
+    expected, _ = case.convo.call
+    schema = next(t["function"]["parameters"] for t in case.tools if t["function"]["name"] == expected)
+    try:
+        arguments = json.loads(calls[0].arguments)
+        jsonschema.validate(arguments, schema)
+    except (ValueError, jsonschema.ValidationError):
+        return False
+    return name == expected and isinstance(arguments, dict)
+
+
+def score(case: Case, reply) -> Score:
+    """`reply`: an `ossy.agent.Reply` (thinking, content, calls, done_reason, warnings)."""
+    well_formed = reply.done_reason in ("stop", "tool_calls") and not reply.warnings and bool(
+        reply.content.strip() or reply.tool_calls)
+    return Score(well_formed,
+                 tool_is_right(case, reply.tool_calls) if case.kind == "tool" else None,
+                 answer_is_right(case, reply.content) if case.kind in ANSWER_KINDS else None)
+
+
+def run_case(model, case: Case):
+    """The model's greedy reply to `case` (`model` is an `ossy.agent.ChatModel`)."""
+    return model.turn(case.messages, case.tools, think=case.setting.effort, options={"temperature": 0})
+
+
+def answer_after_result(model, case: Case, reply) -> bool:
+    """Give the model the tool result of the held-out conversation for its (right) call: is its
+    final answer the one the conversation has, which can only come from reading that result?"""
+    call = reply.tool_calls[0]
+    result = next(m["content"] for m in case.convo.messages if m["role"] == "tool")
+    expected = case.convo.messages[-1]["content"]
+    messages = case.messages + [
+        {"role": "assistant", "reasoning_content": reply.thinking,
+         "tool_calls": [{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": result}]
+    after = model.turn(messages, case.tools, think=case.setting.effort, options={"temperature": 0})
+    return after.done_reason == "stop" and after.content.strip() == expected.strip()
+
+
+@dataclass
+class Report:
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, case: Case, s: Score) -> None:
+        self.counts["all"] += 1
+        self.counts["well_formed"] += s.well_formed
+        for flag, total, name in ((s.right_tool, "tool", "right_tool"), (s.right_answer, "answer", "right_answer"),
+                                  (s.used_result, "called", "used_result")):
+            if flag is not None:
+                self.counts[total] += 1
+                self.counts[name] += flag
+                self.counts[f"{case.kind}:{total}"] += 1
+                self.counts[f"{case.kind}:{name}"] += flag
+
+    def rate(self, part: str, whole: str) -> float:
+        return self.counts[part] / self.counts[whole] if self.counts[whole] else 0.0
+
+    def figures(self) -> dict[str, float]:
+        return {"well_formed": self.rate("well_formed", "all"), "right_tool": self.rate("right_tool", "tool"),
+                "right_answer": self.rate("right_answer", "answer"), "used_result": self.rate("used_result", "called"),
+                **{f"right_answer[{k}]": self.rate(f"{k}:right_answer", f"{k}:answer") for k in ANSWER_KINDS}}

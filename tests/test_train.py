@@ -1,0 +1,202 @@
+"""Training nano, on tiny sizes: the data generator (seeded, split, rendered exactly as the chat
+layer renders prompts), the tokenizer (round trip, harmony special tokens, digits one by one),
+the trainable model (same loss as the inference model, learns, reproducible), and export ->
+`ossy.load` (the same logits up to MXFP4 rounding)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import ossy
+from ossy import harmony
+from ossy.harmony import tokens as T
+from ossy.model.gptoss import GptOss
+from ossy.model.mxfp4 import dequantize, quantize
+from ossy.tokenizer.core import TiktokenBackend
+from ossy.tools.base import Policy, ToolContext
+from ossy.tools.executor import Executor
+from ossy.tools.registry import Registry
+from ossy.train import data, facts
+from ossy.train.export import export
+from ossy.train.model import Pack, TrainableGptOss
+from ossy.train.tokenizer import SPECIAL_TOKENS, train_tokenizer
+from ossy.train.trainer import TrainConfig, load_tokenizer_text, nano_config, packs, train
+
+TINY = TrainConfig(steps=3, conversations_per_step=2, tokenizer_conversations=150, vocab_size=1024, hidden_size=64,
+                   layers=2, heads=2, warmup_steps=1, log_every=1, eval_every=100)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_json() -> str:
+    return train_tokenizer(data.corpus(TINY.tokenizer_conversations, 0), TINY.vocab_size)
+
+
+@pytest.fixture(scope="module")
+def tok(tokenizer_json):
+    return load_tokenizer_text(tokenizer_json)
+
+
+def user_texts(split: str, seed: int, n: int) -> list[str]:
+    groups = itertools.islice(data.batches(split, seed, 4), n)
+    return [m["content"] for _, convos in groups for c in convos for m in c.messages if m["role"] == "user"]
+
+
+# -- data ------------------------------------------------------------------------------------------
+def test_the_generator_is_deterministic_per_seed():
+    first = list(itertools.islice(data.batches(data.TRAIN, 3, 4), 20))
+    assert first == list(itertools.islice(data.batches(data.TRAIN, 3, 4), 20))
+    assert first != list(itertools.islice(data.batches(data.TRAIN, 4, 4), 20))
+
+
+def test_heldout_prompts_never_occur_in_training():
+    train, heldout = set(user_texts(data.TRAIN, 0, 1500)), set(user_texts(data.HELDOUT, 0, 300))
+    assert len(heldout) > 300 and not train & heldout
+
+
+def test_arithmetic_operand_pairs_are_split():
+    rng = random.Random(0)
+    pairs = {split: {(op, *data._operands(rng, op, split)) for op in "+-*" for _ in range(300)}
+             for split in data.SPLITS}
+    assert pairs[data.TRAIN] and pairs[data.HELDOUT] and not pairs[data.TRAIN] & pairs[data.HELDOUT]
+
+
+def test_every_kind_effort_and_setting_occurs():
+    groups = list(itertools.islice(data.batches(data.TRAIN, 0, 8), 200))
+    kinds = {c.kind for _, convos in groups for c in convos}
+    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "instruction", "tool"}
+    assert {s.effort for s, _ in groups} == {"low", "medium", "high"}
+    assert {s.style for s, _ in groups} == {None, "one_word", "number_only"}
+    calls = {c.call[0] for _, convos in groups for c in convos if c.call}
+    assert calls == set(data.TOOL_NAMES)
+
+
+@pytest.mark.parametrize("steps,result", [(data.addition_steps(478, 56), 534),
+                                          (data.subtraction_steps(503, 27), 476),
+                                          (data.multiplication_steps(87, 6), 522)])
+def test_column_working_writes_the_result_digits(steps, result):
+    written = [int(s.split("write ")[-1].split(",")[0].replace("the carry ", "")) for s in steps if "write" in s]
+    borrowed = [int(s.split("= ")[-1]) for s in steps if "write" not in s]
+    digits = written or borrowed
+    assert int("".join(map(str, reversed(digits)))) == result
+
+
+def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok):
+    setting = data.Setting("medium", "2026-03-04", tools=True)
+    convo = data.tool_use(random.Random(1), data.TRAIN, setting)
+    tokens = data.encode(setting, convo, tok)
+    ids, produced = [t for t, _ in tokens], [p for _, p in tokens]
+    full = data.prefix_ids(setting, tok) + ids
+    tools = data.declared_tools()
+    # turn 1: the prompt is everything before the first produced token, as harmony.render makes it
+    first = produced.index(True) + len(data.prefix_ids(setting, tok))
+    assert full[:first] == harmony.render(convo.prompt, tok, tools=tools, reasoning_effort="medium",
+                                          current_date="2026-03-04")
+    # turn 2 (after the tool result): the same, with the assistant call and the tool result replayed
+    resumed = max(i for i in range(1, len(produced)) if produced[i] and not produced[i - 1])
+    resumed += len(data.prefix_ids(setting, tok))
+    assert full[:resumed] == harmony.render(list(convo.messages[:3]), tok, tools=tools, reasoning_effort="medium",
+                                            current_date="2026-03-04")
+    text = tok.decode([t for t, p in tokens if p])
+    assert text.startswith("<|channel|>analysis<|message|>") and text.endswith("<|return|>")
+    assert f"<|start|>assistant to=functions.{convo.call[0]}<|channel|>commentary <|constrain|>json" in text
+    assert tok.decode([ids[-1]]) == T.RETURN
+
+
+# -- tokenizer -------------------------------------------------------------------------------------
+def test_tokenizer_round_trips_and_names_the_harmony_tokens(tok, tokenizer_json):
+    assert isinstance(tok._backend, TiktokenBackend)  # the fast engine accepts its form
+    assert tok.vocab_size == TINY.vocab_size and set(SPECIAL_TOKENS) <= set(tok.special_tokens)
+    for text in ("List the files in src.", "naïve café 東京 🙂", "  spaces\n\nand\ttabs", "{\"path\":\"a.py\"}"):
+        assert tok.decode(tok.encode(text)) == text
+    assert [tok.decode([i]) for i in tok.encode(" 1234")] == [" ", "1", "2", "3", "4"]
+    assert tok.encode("<|call|>", allow_special=True) == [tok.token_id(T.CALL)]
+    assert tok.token_id(T.CALL) not in tok.encode("<|call|>")
+    assert train_tokenizer(data.corpus(TINY.tokenizer_conversations, 0), TINY.vocab_size) == tokenizer_json
+
+
+# -- model and training ----------------------------------------------------------------------------
+def tiny_model(tok, seed: int = 0) -> TrainableGptOss:
+    return TrainableGptOss(nano_config(replace(TINY, vocab_size=tok.vocab_size)), seed=seed)
+
+
+def inference_loss(engine: GptOss, pack: Pack) -> torch.Tensor:
+    """The pack's loss computed by the inference model, one continuation (after the prefix) at a time."""
+    predict, total = pack.predict.tolist(), torch.tensor(0.0)
+    for start, end in pack.spans:
+        logits = engine.forward(torch.cat((pack.ids[: pack.prefix], pack.ids[start:end])), engine.new_cache())
+        picked = [i for i, row in enumerate(predict) if start <= row < end]
+        rows = torch.tensor([predict[i] - start + pack.prefix for i in picked])
+        total += F.cross_entropy(logits[rows], pack.labels[picked], reduction="sum")
+    return total / len(predict)
+
+
+def test_the_training_loss_is_the_inference_models_loss(tok):
+    model = tiny_model(tok)
+    pack = next(p for p in packs(data.TRAIN, 0, 3, tok) if len(p.spans) == 3)  # a setting with tools
+    assert pack.prefix > 0
+    with torch.no_grad():
+        loss = model(pack)
+    engine = GptOss.from_tensors(model.config, model.tensors(), torch.float32)
+    assert torch.allclose(loss, inference_loss(engine, pack), rtol=1e-5)
+
+
+def test_a_few_steps_reduce_the_loss_and_training_is_reproducible():
+    lines: list[str] = []
+    model, tokenizer_json = train(TINY, log=lines.append)
+    again, same_json = train(TINY, log=lambda line: None)
+    assert tokenizer_json == same_json
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    steps = [line for line in lines if line.startswith("step ") and "loss" in line and "held-out" not in line]
+    assert steps[-1].startswith(f"step {TINY.steps}/{TINY.steps}") and "tok/s" in steps[-1] and "left" in steps[-1]
+    tok = load_tokenizer_text(tokenizer_json)
+    pack = next(packs(data.TRAIN, 99, 3, tok))
+    with torch.no_grad():
+        assert model(pack) < TrainableGptOss(model.config, seed=TINY.seed)(pack)
+
+
+def test_export_loads_with_ossy_and_gives_the_same_logits_up_to_mxfp4(tok, tokenizer_json, tmp_path):
+    model = tiny_model(tok, seed=5)
+    path = export(model, tokenizer_json, tmp_path / "nano")
+    assert sorted(p.name for p in path.iterdir()) == ["Modelfile", "config.json", "model.safetensors",
+                                                      "tokenizer.json"]
+    assert "TOOLS fs,shell,system" in (path / "Modelfile").read_text()
+    loaded = ossy.load(path, dtype="float32")
+    assert loaded.config.quantization == "mxfp4" and ossy.tokenizer.load(path).special_tokens == tok.special_tokens
+    pack = next(packs(data.TRAIN, 1, 1, tok))
+    rounded = GptOss.from_tensors(model.config, mxfp4_rounded(model.tensors()), torch.float32)
+    expected = rounded.forward(pack.ids, rounded.new_cache())
+    assert torch.allclose(loaded.logits(pack.ids.tolist()), expected, atol=1e-5)
+
+
+def mxfp4_rounded(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`tensors` with every expert matrix rounded to MXFP4 and back (dense, HF layout)."""
+    out = dict(tensors)
+    for name, t in tensors.items():
+        if name.endswith(("gate_up_proj", "down_proj")):
+            out[name] = dequantize(*quantize(t.transpose(1, 2)), torch.float32).transpose(1, 2)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_made_up_tool_results_are_what_the_real_tools_print(tmp_path, seed):
+    rng = random.Random(seed)
+    workspace = data.Workspace.sample(rng, data.TRAIN)
+    for path, text in workspace.files.items():
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+    tools = Executor(Registry.from_toolsets(("fs",)), ToolContext(workspace=tmp_path, policy=Policy()))
+    folders = [entry.rstrip("/") for entry in workspace.entries(".") if entry.endswith("/")]
+    for directory in [".", *folders]:
+        assert tools.call("list_directory", {"path": directory}).text() == workspace.listing(directory)
+    for path, text in workspace.files.items():
+        assert tools.call("read_file", {"path": path}).text() == text
+    for extension in facts.EXTENSIONS:
+        found = workspace.found(extension)
+        assert tools.call("find_files", {"pattern": f"*.{extension}"}).text().splitlines() == (
+            found or [f'no names match "*.{extension}" under .'])
