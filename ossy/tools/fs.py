@@ -251,13 +251,23 @@ def _directory(ctx: ToolContext, path: str) -> Path:
 
 
 def _entry_line(entry: paths.Entry, shown_path: str) -> str:
-    if entry.kind == "directory":
-        return f"{shown_path}/"
-    if entry.kind == "file":
-        return f"{shown_path}  ({entry.size} bytes)"
     if entry.kind == "symlink":
         return f"{shown_path} -> {display(os.readlink(entry.name, dir_fd=entry.dir_fd))}"
-    return f"{shown_path}  [{entry.kind}]"
+    return listing_line(entry.kind, shown_path, entry.size)
+
+
+def listing_line(kind: str, shown_path: str, size: int) -> str:
+    """A listing's line for a directory (`name/`), a file (`name  (N bytes)`) or another kind."""
+    if kind == "directory":
+        return f"{shown_path}/"
+    if kind == "file":
+        return f"{shown_path}  ({size} bytes)"
+    return f"{shown_path}  [{kind}]"
+
+
+def listing_header(shown_directory: str, count: int, capped: bool = False) -> str:
+    """A listing's first line: `dir/ (N entries)`."""
+    return f"{shown_directory}/ ({_entries(count)}{', more not shown' if capped else ''})"
 
 
 def _list_directory(args: dict, ctx: ToolContext) -> ToolResult:
@@ -275,7 +285,7 @@ def _list_directory(args: dict, ctx: ToolContext) -> ToolResult:
                 continue
             lines.append(_entry_line(entry, display(entry.rel)))
             entries.append({"path": display(entry.rel), "type": entry.kind, "size": entry.size})
-    header = f"{shown(ctx, real)}/ ({_entries(len(lines))}{', more not shown' if capped else ''})"
+    header = listing_header(shown(ctx, real), len(lines), capped)
     if capped:
         lines.append(f"[... listing stopped after {len(lines)} entries; use filter or a subdirectory ...]")
     return ToolResult(output="\n".join([header, *lines]), truncated=capped,

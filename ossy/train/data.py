@@ -28,7 +28,7 @@ from functools import cache
 from ossy import harmony
 from ossy.harmony import tokens as T
 from ossy.harmony.render import REASONING_EFFORTS, render_message
-from ossy.tools import system
+from ossy.tools import fs, system
 from ossy.train import facts as F
 
 TRAIN, HELDOUT = "train", "heldout"
@@ -276,10 +276,10 @@ class Workspace:
     def listing(self, directory: str) -> str:
         """list_directory's output."""
         prefix = "" if directory == "." else directory + "/"
-        lines = [entry if entry.endswith("/") else f"{entry}  ({len(self.files[prefix + entry].encode())} bytes)"
+        lines = [fs.listing_line("directory", entry.rstrip("/"), 0) if entry.endswith("/")
+                 else fs.listing_line("file", entry, len(self.files[prefix + entry].encode()))
                  for entry in self.entries(directory)]
-        count = f"{len(lines)} {'entry' if len(lines) == 1 else 'entries'}"
-        return "\n".join([f"{directory}/ ({count})", *lines])
+        return "\n".join([fs.listing_header(directory, len(lines)), *lines])
 
     def found(self, extension: str) -> list[str]:
         """find_files's matches for `*.extension`, in its walk order (by name, depth first)."""
@@ -312,9 +312,8 @@ def _df_result(rng: random.Random) -> tuple[str, str]:
               _mount(rng, "/dev/sdb1", "/boot", "vfat")]
     listed = rng.sample(others, rng.randint(0, 3))
     listed.insert(rng.randint(0, len(listed)), root)
-    kib = lambda n: n // 1024  # noqa: E731
-    return system.df_table(listed), (f"The root file system has {kib(root.available)} KB free of "
-                                     f"{kib(root.size)} KB ({root.use_percent}% used).")
+    return system.df_table(listed), (f"The root file system has {root.available // 1024} KB free of "
+                                     f"{root.size // 1024} KB ({root.use_percent}% used).")
 
 
 def _free_result(rng: random.Random) -> tuple[str, str]:

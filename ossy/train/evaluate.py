@@ -106,15 +106,16 @@ def run_case(model, case: Case):
 
 
 def answer_after_result(model, case: Case, reply) -> bool:
-    """Give the model the tool result of the held-out conversation for its (right) call: is its
-    final answer the one the conversation has, which can only come from reading that result?"""
+    """Give the model the tool result of the held-out conversation for its (right) call, as the
+    agent loop gives it: is its final answer the one the conversation has, which can only come
+    from reading that result?"""
+    from ossy.agent.loop import assistant_message, tool_message
+    from ossy.tools.base import ToolResult
+
     call = reply.tool_calls[0]
-    result = next(m["content"] for m in case.convo.messages if m["role"] == "tool")
+    result = ToolResult(output=next(m["content"] for m in case.convo.messages if m["role"] == "tool"))
     expected = case.convo.messages[-1]["content"]
-    messages = case.messages + [
-        {"role": "assistant", "reasoning_content": reply.thinking,
-         "tool_calls": [{"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]},
-        {"role": "tool", "tool_call_id": call.id, "content": result}]
+    messages = case.messages + [assistant_message(reply, [call]), tool_message(call, result)]
     after = model.turn(messages, case.tools, think=case.setting.effort, options={"temperature": 0})
     return after.done_reason == "stop" and after.content.strip() == expected.strip()
 
