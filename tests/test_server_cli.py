@@ -41,7 +41,7 @@ def test_ossy_serve_subprocess(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
             time.sleep(0.2)
         client = ollama.Client(host=url)
-        assert [m.model for m in client.list().models] == ["tiny:latest"]
+        assert [m.model for m in client.list().models] == ["nano:latest", "tiny:latest"]  # nano: bundled, listed on a fresh store
         assert client.ps().models == []
         r = httpx.post(url + "/api/chat", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
         assert r.status_code == 404 and r.json() == {"error": "model 'nope' not found"}

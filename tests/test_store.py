@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -232,6 +233,19 @@ def test_recreating_a_name_drops_the_blobs_only_the_old_model_used(library, chec
     model = build(library, "a", checkpoint, system="second")
     used = {library.store.blob_path(x.digest).name for x in (model.manifest.config, *model.manifest.layers)}
     assert {p.name for p in library.store.blobs.iterdir()} == used
+
+
+def test_a_bundled_model_needs_no_pull_and_stays_removed_until_named(tmp_path, checkpoint):
+    bundled = tmp_path / "bundled-demo"
+    shutil.copytree(checkpoint, bundled)
+    (bundled / "Modelfile").write_text("FROM .\nSYSTEM shipped with ossy\n")
+    library = Library(Store(tmp_path / "models"), bundled={parse_name("demo"): bundled})
+    assert [str(m.name) for m in library.models()] == ["demo:latest"]  # a fresh store lists it
+    assert library.get("demo").system == "shipped with ossy" and library.get("demo").is_checkpoint
+    library.remove("demo")
+    assert library.models() == [] and library.store.get(parse_name("demo")) is None  # rm is kept
+    assert library.get("demo:latest").system == "shipped with ossy"  # naming it brings it back
+    assert [str(m.name) for m in library.models()] == ["demo:latest"]
 
 
 # -- the Ollama store --------------------------------------------------------------------------

@@ -378,19 +378,31 @@ def safe_relative(name: str) -> PurePosixPath | None:
 
 
 class Library:
-    """The models ossy sees: its own store first, then the Ollama store (read-only)."""
+    """The models ossy sees: its own store first, then the Ollama store (read-only).
 
-    def __init__(self, store: Store, ollama: Store | None = None) -> None:
+    `bundled` maps names to checkpoint directories shipped with ossy (`ossy.bundled`). Such a
+    model needs no pull: naming it creates it in the ossy store when the store lacks it, and the
+    first listing of a store shows it. After `ossy rm` it stays out of the list until it is named
+    again, as `ollama run` pulls a removed model again.
+    """
+
+    OFFERED = "bundled-offered"  # in the store's root: the bundled names a listing has shown
+
+    def __init__(self, store: Store, ollama: Store | None = None,
+                 bundled: dict[ModelName, Path] | None = None) -> None:
         self.store = store
         self.ollama = ollama
+        self.bundled = bundled or {}
 
     @classmethod
     def from_settings(cls, settings=None) -> "Library":
         from ossy.config import settings as read_settings
 
+        from ossy.bundled import bundled
+
         s = settings or read_settings()
         same = s.ollama_models.resolve() == s.models.resolve()
-        return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True))
+        return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True), bundled())
 
     @property
     def stores(self) -> list[Store]:
@@ -402,7 +414,21 @@ class Library:
             model = store.get(name)
             if model is not None:
                 return model
-        return None
+        return self._install_bundled(name) if name in self.bundled else None
+
+    def _install_bundled(self, name: ModelName) -> Model:
+        from ossy.bundled import install
+
+        return install(self, name, self.bundled[name])
+
+    def _offer_bundled(self) -> None:
+        marker = self.store.root / self.OFFERED
+        offered = set(marker.read_text().split()) if marker.is_file() else set()
+        new = [name for name in self.bundled if str(name) not in offered]
+        for name in new:
+            self.find(name)
+        if new:
+            marker.write_text("".join(f"{name}\n" for name in sorted({*offered, *map(str, new)})))
 
     def get(self, name: str | ModelName) -> Model:
         model = self.find(name)
@@ -411,6 +437,7 @@ class Library:
         return model
 
     def models(self) -> list[Model]:
+        self._offer_bundled()
         return [m for store in self.stores for m in store.models()]
 
     def bring(self, model: Model, tx: Transaction, progress: Progress) -> None:

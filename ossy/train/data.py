@@ -417,7 +417,7 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
     elif setting.tools:
         kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (6, 1.5, 1.5, 0.5, 0.5)
     else:
-        kinds, weights = (fact, arithmetic, small_talk, repeat), (3, 4, 1.5, 1.5)
+        kinds, weights = (fact, arithmetic, small_talk, repeat), (2.5, 6, 1.5, 1)
     convo = rng.choices(kinds, weights)[0](rng, split, setting)
     if rng.random() < 0.1:  # an earlier exchange, as the chat layer replays it (analysis dropped)
         earlier = rng.choice((fact, small_talk))(rng, split, Setting(setting.effort, setting.date))

@@ -159,11 +159,15 @@ TOOL_PHRASINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
              ("Run {command} and show me the output.", "Please run `{command}` for me.")),
     "df": (("How much disk space is left?", "Check the disk usage.", "Is the disk full?",
             "How much free disk space do I have?", "Show the disk space.", "How full is the disk?",
-            "What's the disk usage?", "Do I have enough disk space?", "Tell me the free disk space."),
+            "What's the disk usage?", "Do I have enough disk space?", "Tell me the free disk space.",
+            "Check the free disk space.", "How much disk is free?", "Check how much space I have left.",
+            "How much room is left on the disk?"),
            ("How much space is left on the disk?", "Check how much disk space is free.")),
     "free": (("How much memory is free?", "Check the memory usage.", "How much RAM is available?",
               "Show the memory usage.", "Is there enough free memory?", "How much memory does this machine have?",
-              "What's the memory usage?", "Do I have enough RAM?", "Tell me the free memory."),
+              "What's the memory usage?", "Do I have enough RAM?", "Tell me the free memory.",
+              "Check the free memory.", "How much RAM is left?", "Check how much memory is available.",
+              "Is any RAM free?"),
              ("How much free memory is there?", "Check how much RAM is free.")),
 }
 
