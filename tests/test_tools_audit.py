@@ -92,8 +92,10 @@ def test_timestamps_are_utc():
 def test_concurrent_writers_lose_nothing(tmp_path):
     path = tmp_path / "audit.sqlite"
     logs = [AuditLog(path) for _ in range(4)]  # separate objects: as separate processes would be
+    start = threading.Barrier(len(logs))  # all open the new log at once (CI once lost a writer there)
 
     def write(log: AuditLog, n: int) -> None:
+        start.wait()
         for i in range(25):
             log.record(**row(conversation=f"w{n}", exit_code=i))
 

@@ -14,6 +14,7 @@ conversation at `MAX_NAME`; lone surrogates are stored escaped.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import sqlite3
 import threading
@@ -121,8 +122,14 @@ class AuditLog:
         return self._db
 
     def _create(self) -> None:
+        """Create the file, WAL mode and the schema, one opener at a time (an flock beside the
+        log): switching the journal mode needs the database to itself, and SQLite reports
+        "database is locked" at once, without waiting, when another opener holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        with closing(sqlite3.connect(self.path, timeout=30)) as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(SCHEMA)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            with closing(sqlite3.connect(self.path, timeout=30)) as db:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(SCHEMA)
