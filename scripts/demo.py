@@ -5,7 +5,8 @@ nano ships inside the package (a demo-sized model with the gpt-oss architecture,
 runs: `ossy show nano`, then one agent task, `ossy run nano --tools fs,shell,system`, in which
 the model reasons in the analysis channel, calls a tool, ossy runs it (path checks, sandbox,
 audit) and feeds the result back, and the model writes its answer (nano's answers after a tool
-result are often wrong: see the README); then `ossy audit` lists the call. Everything is written under a temporary OSSY_HOME and workspace, removed at the end.
+result are often wrong: see the README); then `ossy audit` lists the call. Everything is written
+under a temporary OSSY_HOME and workspace, removed at the end.
 """
 
 from __future__ import annotations

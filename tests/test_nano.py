@@ -80,11 +80,13 @@ def test_nano_works_a_sum_column_by_column_in_the_analysis_channel(nano):
     assert r.content.startswith("23 + 41 = ") and not r.tool_calls  # the digits it adds up are not checked
 
 
-@pytest.mark.parametrize("request_text,tool,arguments", [("How much disk space is left?", "df", {}),
-                                                         ("How much memory is free?", "free", {}),
-                                                         ("What files are here?", "list_directory", {"path": "."}),
-                                                         ("What files are in docs?", "list_directory", {"path": "docs"}),
-                                                         ("Find all Python files.", "find_files", {"pattern": "*.py"})])
+@pytest.mark.parametrize("request_text,tool,arguments", [
+    ("How much disk space is left?", "df", {}),
+    ("How much memory is free?", "free", {}),
+    ("What files are here?", "list_directory", {"path": "."}),
+    ("What files are in docs?", "list_directory", {"path": "docs"}),
+    ("Find all Python files.", "find_files", {"pattern": "*.py"}),
+])
 def test_nano_calls_the_right_tool(nano, request_text, tool, arguments):
     r = reply(nano, request_text, tools=True)
     assert [c.name.removeprefix("functions.") for c in r.tool_calls] == [tool] and not r.content

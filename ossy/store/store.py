@@ -396,9 +396,8 @@ class Library:
 
     @classmethod
     def from_settings(cls, settings=None) -> "Library":
-        from ossy.config import settings as read_settings
-
         from ossy.bundled import bundled
+        from ossy.config import settings as read_settings
 
         s = settings or read_settings()
         same = s.ollama_models.resolve() == s.models.resolve()
@@ -428,7 +427,7 @@ class Library:
         for name in new:
             self.find(name)
         if new:
-            marker.write_text("".join(f"{name}\n" for name in sorted({*offered, *map(str, new)})))
+            atomic_write(marker, "".join(f"{name}\n" for name in sorted({*offered, *map(str, new)})).encode())
 
     def get(self, name: str | ModelName) -> Model:
         model = self.find(name)
