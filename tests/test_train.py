@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -69,7 +70,7 @@ def test_arithmetic_operand_pairs_are_split():
 def test_every_kind_effort_and_setting_occurs():
     groups = list(itertools.islice(data.batches(data.TRAIN, 0, 8), 200))
     kinds = {c.kind for _, convos in groups for c in convos}
-    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "instruction", "tool"}
+    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool"}
     assert {s.effort for s, _ in groups} == {"low", "medium", "high"}
     assert {s.style for s, _ in groups} == {None, "one_word", "number_only"}
     calls = {c.call[0] for _, convos in groups for c in convos if c.call}
@@ -86,11 +87,51 @@ def test_column_working_writes_the_result_digits(steps, result):
     assert int("".join(map(str, reversed(digits)))) == result
 
 
+def test_column_facts_are_right_and_are_every_fact_column_working_uses():
+    table = dict(data.column_facts())
+    assert all(eval(expression) == int(value) for expression, value in table.items())  # digits and + - * only
+    rng = random.Random(3)
+    for split, op in itertools.product(data.SPLITS, "+-*"):
+        for _ in range(500):
+            steps = "; ".join(data._OPERATIONS[op][1](*data._operands(rng, op, split)))
+            assert all(table[expression] == value for expression, value in data._COLUMN_FACT.findall(steps))
+    assert {"3 + 9 + 1", "12 - 7", "5 - 1 - 2", "2 * 9 + 8"} <= set(table)  # carries, borrows
+
+
+def test_the_drill_asks_the_facts_it_answers_and_covers_the_table():
+    table, drilled = dict(data.column_facts()), set()
+    for seed in range(200):
+        convo = data.digit_facts(random.Random(seed), data.TRAIN, data.Setting("low", "2026-03-04"))
+        user, final = convo.messages[0]["content"], convo.messages[-1]["content"]
+        pairs = [fact.split(" = ") for fact in final.rstrip(".").split("; ")]
+        assert 10 <= len(pairs) <= 16 and all(table[expression] == value for expression, value in pairs)
+        assert ", ".join(expression for expression, _ in pairs) in user
+        drilled |= {expression for expression, _ in pairs}
+    assert len(drilled) > 0.95 * len(table)  # drawn evenly: rare facts too
+
+
+def test_only_produced_tokens_are_targets_and_result_digits_weigh_more(tok):
+    setting = data.Setting("high", "2026-03-04")
+    convo = data.arithmetic(random.Random(4), data.TRAIN, setting)
+    tokens = data.encode(setting, convo, tok, result_weight=3.0)
+    assert {w for _, w in tokens} == {0.0, 1.0, 3.0}
+    runs, run = [], ""
+    for token, weight in tokens:
+        if weight == 3.0:
+            run += tok.decode([token])
+        elif run:
+            runs, run = runs + [run], ""
+    produced = tok.decode([t for t, w in tokens if w])
+    assert runs == re.findall(r"= (\d+)", produced) and len(runs) >= 4  # working steps, "So", the final answer
+    assert tok.decode([t for t, w in tokens if not w]).startswith("<|start|>user<|message|>" + convo.messages[0]["content"])
+    assert [(t, bool(w)) for t, w in tokens] == [(t, bool(w)) for t, w in data.encode(setting, convo, tok)]
+
+
 def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok):
     setting = data.Setting("medium", "2026-03-04", tools=True)
     convo = data.tool_use(random.Random(1), data.TRAIN, setting)
     tokens = data.encode(setting, convo, tok)
-    ids, produced = [t for t, _ in tokens], [p for _, p in tokens]
+    ids, produced = [t for t, _ in tokens], [w > 0 for _, w in tokens]
     full = data.prefix_ids(setting, tok) + ids
     tools = data.declared_tools()
     # turn 1: the prompt is everything before the first produced token, as harmony.render makes it
@@ -102,7 +143,7 @@ def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok):
     resumed += len(data.prefix_ids(setting, tok))
     assert full[:resumed] == harmony.render(list(convo.messages[:3]), tok, tools=tools, reasoning_effort="medium",
                                             current_date="2026-03-04")
-    text = tok.decode([t for t, p in tokens if p])
+    text = tok.decode([t for t, w in tokens if w])
     assert text.startswith("<|channel|>analysis<|message|>") and text.endswith("<|return|>")
     assert f"<|start|>assistant to=functions.{convo.call[0]}<|channel|>commentary <|constrain|>json" in text
     assert tok.decode([ids[-1]]) == T.RETURN
@@ -132,18 +173,22 @@ def inference_loss(engine: GptOss, pack: Pack) -> torch.Tensor:
         logits = engine.forward(torch.cat((pack.ids[: pack.prefix], pack.ids[start:end])), engine.new_cache())
         picked = [i for i, row in enumerate(predict) if start <= row < end]
         rows = torch.tensor([predict[i] - start + pack.prefix for i in picked])
-        total += F.cross_entropy(logits[rows], pack.labels[picked], reduction="sum")
-    return total / len(predict)
+        losses = F.cross_entropy(logits[rows], pack.labels[picked], reduction="none")
+        total += (losses * pack.weights[picked]).sum()
+    return total / pack.weights.sum()
 
 
 def test_the_training_loss_is_the_inference_models_loss(tok):
     model = tiny_model(tok)
-    pack = next(p for p in packs(data.TRAIN, 0, 3, tok) if len(p.spans) == 3)  # a setting with tools
-    assert pack.prefix > 0
-    with torch.no_grad():
-        loss = model(pack)
     engine = GptOss.from_tensors(model.config, model.tensors(), torch.float32)
-    assert torch.allclose(loss, inference_loss(engine, pack), rtol=1e-5)
+    config = replace(TINY, conversations_per_step=3)
+    with_tools = next(p for p in packs(config, data.TRAIN, tok) if p.prefix > 1000)  # the tool declarations
+    with_results = next(p for p in packs(config, data.TRAIN, tok) if p.weights.max() == config.result_weight)
+    for pack in (with_tools, with_results):
+        assert pack.prefix > 0
+        with torch.no_grad():
+            loss = model(pack)
+        assert torch.allclose(loss, inference_loss(engine, pack), rtol=1e-5)
 
 
 def test_a_few_steps_reduce_the_loss_and_training_is_reproducible():
@@ -155,7 +200,7 @@ def test_a_few_steps_reduce_the_loss_and_training_is_reproducible():
     steps = [line for line in lines if line.startswith("step ") and "loss" in line and "held-out" not in line]
     assert steps[-1].startswith(f"step {TINY.steps}/{TINY.steps}") and "tok/s" in steps[-1] and "left" in steps[-1]
     tok = load_tokenizer_text(tokenizer_json)
-    pack = next(packs(data.TRAIN, 99, 3, tok))
+    pack = next(packs(replace(TINY, seed=99, conversations_per_step=3), data.TRAIN, tok))
     with torch.no_grad():
         assert model(pack) < TrainableGptOss(model.config, seed=TINY.seed)(pack)
 
@@ -168,7 +213,7 @@ def test_export_loads_with_ossy_and_gives_the_same_logits_up_to_mxfp4(tok, token
     assert "TOOLS fs,shell,system" in (path / "Modelfile").read_text()
     loaded = ossy.load(path, dtype="float32")
     assert loaded.config.quantization == "mxfp4" and ossy.tokenizer.load(path).special_tokens == tok.special_tokens
-    pack = next(packs(data.TRAIN, 1, 1, tok))
+    pack = next(packs(replace(TINY, seed=1, conversations_per_step=1), data.TRAIN, tok))
     rounded = GptOss.from_tensors(model.config, mxfp4_rounded(model.tensors()), torch.float32)
     expected = rounded.forward(pack.ids, rounded.new_cache())
     assert torch.allclose(loaded.logits(pack.ids.tolist()), expected, atol=1e-5)

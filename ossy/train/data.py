@@ -1,10 +1,11 @@
 """Synthetic harmony conversations for training nano, and their token form.
 
 Owns: the conversation generator (small talk, facts from `ossy.train.facts`, arithmetic with
-column working in the analysis channel, developer instructions, tool calls with a tool result and
-a final answer that uses it), the train / held-out split, and `encode`, which renders a
-conversation with ossy's own harmony renderer exactly as inference renders its prompt and marks
-the tokens the model must learn to produce. Does not own: tokenizers, models or training.
+column working in the analysis channel, a drill of the one-digit facts that working is made of,
+developer instructions, tool calls with a tool result and a final answer that uses it), the
+train / held-out split, and `encode`, which renders a conversation with ossy's own harmony
+renderer exactly as inference renders its prompt and weighs the tokens the model must learn to
+produce. Does not own: tokenizers, models or training.
 
 A `Setting` is everything in the system and developer messages (date, reasoning effort, developer
 instructions, declared tools). The trainer batches conversations that share a setting so that
@@ -13,7 +14,8 @@ batch to batch. Everything is drawn from a `random.Random` seeded by the caller:
 gives the same data.
 
 Split: held-out conversations use phrasings, file and folder names and arithmetic operand pairs
-that training never sees (facts are the same facts; knowing them is the point).
+that training never sees (facts are the same facts, and so are the one-digit facts sums are
+worked from; knowing them is the point).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime
 import json
 import random
+import re
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -159,6 +162,13 @@ _OPERATIONS = {"+": (lambda a, b: a + b, addition_steps), "-": (lambda a, b: a -
                "*": (lambda a, b: a * b, multiplication_steps)}
 
 
+def _operand_range(op: str):
+    """Every (a, b) the questions about `op` use, both splits."""
+    if op == "*":
+        return [(a, b) for a in range(2, 30) for b in range(2, 10)]
+    return [(a, b) for a in range(1, 100) for b in range(1, 100) if op == "+" or a >= b]
+
+
 def _operands(rng: random.Random, op: str, split: str) -> tuple[int, int]:
     while True:
         if op == "*":
@@ -185,6 +195,35 @@ def arithmetic(rng: random.Random, split: str, setting: Setting) -> Conversation
                           f"{working} Let me double-check: {a} {op} {b} = {result}. Yes.")
     final = str(result) if setting.style == "number_only" else f"{a} {op} {b} = {result}."
     return Conversation("arithmetic", _turn(question, analysis, final), answer=str(result))
+
+
+_COLUMN_FACT = re.compile(r"\b(\d+(?: [-+*] \d+)+) = (\d+)\b")
+
+
+@cache
+def column_facts() -> tuple[tuple[str, str], ...]:
+    """Every one-step fact column working is made of ("5 + 3 + 1" = "9", "14 - 8" = "6",
+    "1 * 8 + 4" = "12"), from the working of every operand pair of both splits: like the fact
+    table, the facts are knowledge; what the held-out split keeps unseen is the problems."""
+    found: dict[str, str] = {}
+    for op, (_, steps_of) in _OPERATIONS.items():
+        for a, b in _operand_range(op):
+            found.update(_COLUMN_FACT.findall("; ".join(steps_of(a, b))))
+    return tuple(sorted(found.items()))
+
+
+def digit_facts(rng: random.Random, split: str, setting: Setting) -> Conversation:
+    """A drill of 10-16 one-digit facts drawn evenly from `column_facts`: each conversation
+    carries many of the facts an arithmetic conversation carries two or three of, and the rare
+    ones (a borrow from a carry, 2 * 9 + 8) as often as the common ones."""
+    drawn = rng.sample(column_facts(), rng.randint(10, 16))
+    user = rng.choice(F.OPENERS) + _pick(rng, F.DIGIT_FACT_PHRASINGS, split).format(
+        sums=", ".join(expression for expression, _ in drawn))
+    analysis = _by_effort(setting.effort, "One-digit facts.", f"{len(drawn)} one-digit facts; I give each result.",
+                          f"The user lists {len(drawn)} small sums. Each is a one-digit fact, so I can give "
+                          f"each result directly, in order.")
+    final = "; ".join(f"{expression} = {value}" for expression, value in drawn) + "."
+    return Conversation("digit_facts", _turn(user, analysis, final))
 
 
 # -- facts and small talk ------------------------------------------------------------------------
@@ -400,13 +439,15 @@ def tool_use(rng: random.Random, split: str, setting: Setting) -> Conversation:
 
 # -- sampling ------------------------------------------------------------------------------------
 def sample_setting(rng: random.Random) -> Setting:
+    """Reasoning effort and date evenly; developer instructions in 30% of settings (an eighth of
+    them with tools), the nano tools declared in 30% in all."""
     effort = rng.choice(REASONING_EFFORTS)
     date = (datetime.date(2024, 1, 1) + datetime.timedelta(days=rng.randrange(7 * 365))).isoformat()
     roll = rng.random()
     if roll < 0.3:
         style = rng.choice(sorted(F.INSTRUCTIONS))
-        return Setting(effort, date, rng.choice(F.INSTRUCTIONS[style]), style, tools=rng.random() < 0.25)
-    return Setting(effort, date, tools=roll < 0.6)
+        return Setting(effort, date, rng.choice(F.INSTRUCTIONS[style]), style, tools=rng.random() < 0.125)
+    return Setting(effort, date, tools=roll < 0.5625)
 
 
 def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Conversation:
@@ -415,9 +456,9 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
     elif setting.style == "one_word":
         kinds, weights = (fact,), (1,)
     elif setting.tools:
-        kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (6, 1.5, 1.5, 0.5, 0.5)
+        kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (9, 1.5, 1, 0.5, 0.5)
     else:
-        kinds, weights = (fact, arithmetic, small_talk, repeat), (2.5, 6, 1.5, 1)
+        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat), (2.5, 6, 6, 1.5, 1)
     convo = rng.choices(kinds, weights)[0](rng, split, setting)
     if rng.random() < 0.1:  # an earlier exchange, as the chat layer replays it (analysis dropped)
         earlier = rng.choice((fact, small_talk))(rng, split, Setting(setting.effort, setting.date))
@@ -427,13 +468,13 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
 
 
 def batches(split: str, seed: int, per_batch: int):
-    """Endless (setting, [conversation, ...]) groups, reproducible from `seed`: `per_batch`
-    conversations under a setting with tools (their long shared prefix is worth sharing), half as
-    many under one without."""
+    """Endless (setting, [conversation, ...]) groups of `per_batch` conversations under one
+    setting (their shared prefix, the tool declarations when there are tools, is computed once
+    for the lot), reproducible from `seed`."""
     rng = random.Random(f"{split}:{seed}")
     while True:
         setting = sample_setting(rng)
-        size = per_batch if setting.tools else max(1, per_batch // 2)
+        size = per_batch
         yield setting, [sample_conversation(rng, split, setting) for _ in range(size)]
 
 
@@ -464,8 +505,24 @@ def prefix_ids(setting: Setting, tokenizer) -> list[int]:
     return [i for m in header for i in render_message(m, tokenizer)]
 
 
-def encode(setting: Setting, convo: Conversation, tokenizer) -> list[tuple[int, bool]]:
-    """The tokens of `convo` after the `setting` prefix, each with whether the model produces it.
+_RESULT_DIGITS = re.compile(r"= \d*$")
+
+
+def _result_digits(tokens: list[int], tokenizer) -> list[bool]:
+    """Which of `tokens` are the digits of a result, after "= ": a working step's ("7 + 5 + 1 =
+    13", a one-digit fact the model must know) and the sum's ("So 47 + 85 = 132")."""
+    text, marks = "", []
+    for token in tokens:
+        piece = tokenizer.decode([token])
+        marks.append(piece.isdigit() and _RESULT_DIGITS.search(text) is not None)
+        text = (text + piece)[-32:]
+    return marks
+
+
+def encode(setting: Setting, convo: Conversation, tokenizer, result_weight: float = 1.0) -> list[tuple[int, float]]:
+    """The tokens of `convo` after the `setting` prefix, each with its weight in the loss: 0 for
+    what the model reads, 1 for what it produces, `result_weight` for the digits of a result it
+    produces (sums are where nano is weakest: each is one fact it must know, among copies).
 
     Produced: the assistant messages after the last user message, except the `<|start|>assistant`
     the chat layer writes before each model turn. The last message ends in `<|return|>`, as
@@ -474,14 +531,17 @@ def encode(setting: Setting, convo: Conversation, tokenizer) -> list[tuple[int, 
     body = harmony_messages(setting, convo.messages)[_header_size(setting):]
     last_user = max(i for i, m in enumerate(body) if m.author == "user")
     turn_start = 1 + len(tokenizer.encode("assistant"))
-    out: list[tuple[int, bool]] = []
+    out: list[tuple[int, float]] = []
     for k, message in enumerate(body):
         tokens = render_message(message, tokenizer)
         if k == len(body) - 1:
             tokens[-1] = tokenizer.token_id(T.RETURN)
-        produced = k > last_user and message.author == "assistant"
-        skip = turn_start if produced and body[k - 1].author != "assistant" else 0
-        out += [(token, produced and j >= skip) for j, token in enumerate(tokens)]
+        if not (k > last_user and message.author == "assistant"):
+            out += [(token, 0.0) for token in tokens]
+            continue
+        skip = turn_start if body[k - 1].author != "assistant" else 0
+        results = _result_digits(tokens, tokenizer)
+        out += [(token, 0.0 if j < skip else result_weight if results[j] else 1.0) for j, token in enumerate(tokens)]
     return out
 
 

@@ -99,6 +99,10 @@ ARITHMETIC_PHRASINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
           ("Calculate {a} * {b}.", "How much is {a} * {b}?", "What do you get if you multiply {a} by {b}?")),
 }
 
+DIGIT_FACT_PHRASINGS = (("Quick sums: {sums}.", "Work these out: {sums}.", "Solve each: {sums}.",
+                         "Mental math: {sums}.", "What are {sums}?", "Give the results of {sums}."),
+                        ("Compute each of these: {sums}.", "Answer these: {sums}."))
+
 # (user phrasings for training, held-out phrasings, reply); the reply is the final answer
 SMALL_TALK: tuple[tuple[tuple[str, ...], tuple[str, ...], str], ...] = (
     (("Hi!", "Hello", "Hello there!", "Hey", "Hi there", "Good morning!", "Good evening"),

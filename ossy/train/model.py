@@ -30,7 +30,8 @@ def _long(values: list[int]) -> torch.Tensor:
 class Pack:
     """A shared prefix and continuations: `ids` [N] = prefix ids then each continuation's ids;
     `positions` [N] (each continuation starts at the prefix length); `spans` the (start, end) of
-    each continuation in `ids`; `predict` [M] rows whose next token is a target, `labels` [M]."""
+    each continuation in `ids`; `predict` [M] rows whose next token is a target, `labels` [M],
+    `weights` [M] their weights in the loss."""
 
     ids: torch.Tensor
     positions: torch.Tensor
@@ -38,20 +39,24 @@ class Pack:
     spans: list[tuple[int, int]]
     predict: torch.Tensor
     labels: torch.Tensor
+    weights: torch.Tensor
 
     @classmethod
-    def build(cls, prefix: list[int], continuations: list[list[tuple[int, bool]]]) -> "Pack":
-        ids, positions, spans, predict, labels = list(prefix), list(range(len(prefix))), [], [], []
+    def build(cls, prefix: list[int], continuations: list[list[tuple[int, float]]]) -> "Pack":
+        """`continuations`: (token, weight) lists; a token of weight 0 is read, not predicted."""
+        ids, positions, spans, predict, labels, weights = list(prefix), list(range(len(prefix))), [], [], [], []
         for tokens in continuations:
             start = len(ids)
-            for j, (token, target) in enumerate(tokens):
-                if target:
+            for j, (token, weight) in enumerate(tokens):
+                if weight:
                     predict.append(start + j - 1)
                     labels.append(token)
+                    weights.append(float(weight))
             ids += [token for token, _ in tokens]
             positions += range(len(prefix), len(prefix) + len(tokens))
             spans.append((start, len(ids)))
-        return cls(_long(ids), _long(positions), len(prefix), spans, _long(predict), _long(labels))
+        return cls(_long(ids), _long(positions), len(prefix), spans, _long(predict), _long(labels),
+                   torch.tensor(weights))
 
 
 def _causal_attention(q, k, v, sinks, positions, window: int | None) -> torch.Tensor:
@@ -120,7 +125,18 @@ class TrainableGptOss(nn.Module):
                     p.normal_(0.0, 0.02, generator=g)
 
     def forward(self, pack: Pack) -> torch.Tensor:
-        """Mean cross-entropy of the targets of `pack`."""
+        """Cross-entropy of the targets of `pack`, their weighted mean."""
+        h = rms_norm(self._residual(pack)[pack.predict], self.norm, self.config.rms_norm_eps)  # target rows only
+        losses = F.cross_entropy(F.linear(h, self.unembed), pack.labels, reduction="none")  # [M]
+        return (losses * pack.weights).sum() / pack.weights.sum()
+
+    def next_tokens(self, pack: Pack) -> list[int]:
+        """The most likely token after each position of `pack` (teacher-forced, greedy)."""
+        h = rms_norm(self._residual(pack), self.norm, self.config.rms_norm_eps)
+        return F.linear(h, self.unembed).argmax(dim=-1).tolist()
+
+    def _residual(self, pack: Pack) -> torch.Tensor:
+        """[N, H]: the residual stream of every position after the last layer."""
         c = self.config
         x = F.embedding(pack.ids, self.embed)  # [N, H]
         cos, sin = rope_tables(self.inv_freq, pack.positions, c.yarn_concentration, x.dtype)
@@ -130,8 +146,7 @@ class TrainableGptOss(nn.Module):
             h = rms_norm(x, layer.mlp_norm, c.rms_norm_eps)
             x = x + mixture_of_experts(h, layer.router, layer.router_bias, _Experts(layer), c.num_experts_per_tok,
                                        c.swiglu_alpha, c.swiglu_limit)
-        h = rms_norm(x[pack.predict], self.norm, c.rms_norm_eps)  # only rows whose next token is a target
-        return F.cross_entropy(F.linear(h, self.unembed), pack.labels)
+        return x
 
     def _attention(self, layer: _Layer, h, pack: Pack, cos, sin, window: int | None) -> torch.Tensor:
         """The prefix attends to itself; each continuation to the prefix (the last `window`

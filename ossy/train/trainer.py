@@ -54,10 +54,10 @@ def load_tokenizer_text(text: str):
         return tokenizers.load(path)
 
 
-def packs(split: str, seed: int, per_step: int, tokenizer):
-    for setting, conversations in data.batches(split, seed, per_step):
+def packs(c: TrainConfig, split: str, tokenizer):
+    for setting, conversations in data.batches(split, c.seed, c.conversations_per_step):
         yield Pack.build(data.prefix_ids(setting, tokenizer),
-                         [data.encode(setting, c, tokenizer) for c in conversations])
+                         [data.encode(setting, convo, tokenizer, c.result_weight) for convo in conversations])
 
 
 def _fmt(seconds: float) -> str:
@@ -111,9 +111,9 @@ def train(c: TrainConfig, log: Callable[[str], None] = print) -> tuple[Trainable
     other = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                    {"params": other, "weight_decay": 0.0}], lr=c.lr, betas=(0.9, 0.95))
-    heldout = [p for p, _ in zip(packs(data.HELDOUT, c.seed, c.conversations_per_step, tokenizer), range(4))]
+    heldout = [p for p, _ in zip(packs(c, data.HELDOUT, tokenizer), range(4))]
     progress = Progress(c, log)
-    conversations = packs(data.TRAIN, c.seed, c.conversations_per_step, tokenizer)
+    conversations = packs(c, data.TRAIN, tokenizer)
     for step, pack in zip(range(c.steps), conversations):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(c, step)
