@@ -22,7 +22,7 @@ import torch
 
 from ossy.train.config import TrainConfig
 from ossy.train.model import Pack, TrainableGptOss
-from ossy.train.trainer import nano_config
+from ossy.train.trainer import nano_config, train_step
 
 
 def copy_pack(rng: random.Random, runs: int, alphabet: int) -> Pack:
@@ -49,14 +49,8 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.01)
     rng, start, losses = random.Random(0), time.monotonic(), []
     for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
-        loss = model(copy_pack(rng, args.runs, args.alphabet))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(train_step(model, optimizer, copy_pack(rng, args.runs, args.alphabet),
+                                 args.lr * min(1.0, (step + 1) / args.warmup), clip_norm=1.0))
         if (step + 1) % 100 == 0:
             recent = losses[-50:]
             print(f"lr {args.lr:g} step {step + 1}: copy loss {sum(recent) / len(recent):.3f} "

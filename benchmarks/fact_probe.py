@@ -31,7 +31,7 @@ from ossy.train import data
 from ossy.train.config import TrainConfig
 from ossy.train.model import Pack, TrainableGptOss
 from ossy.train.tokenizer import train_tokenizer
-from ossy.train.trainer import learning_rate, load_tokenizer_text, nano_config
+from ossy.train.trainer import learning_rate, load_tokenizer_text, nano_config, train_step
 
 KINDS, WEIGHTS = (data.arithmetic, data.digit_facts), (6, 4)
 _FACT_ANSWER = re.compile(r"\b(\d+(?: [-+*] \d+)+) = $")
@@ -96,13 +96,8 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, betas=(0.9, 0.95), weight_decay=0.01)
     evaluation, rng, start = held_out(tokenizer), random.Random(1), time.monotonic()
     for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(schedule, step)
-        loss = model(training_pack(rng, tokenizer, args.runs, args.result_weight))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        train_step(model, optimizer, training_pack(rng, tokenizer, args.runs, args.result_weight),
+                   learning_rate(schedule, step), schedule.clip_norm)
         if (step + 1) % 100 == 0:
             right = "  ".join(f"{op} {rate:.0%}" for op, rate in facts_right(model, evaluation).items())
             print(f"result weight {args.result_weight:g} step {step + 1}: held-out facts right {right}  "

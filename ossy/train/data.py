@@ -474,8 +474,7 @@ def batches(split: str, seed: int, per_batch: int):
     rng = random.Random(f"{split}:{seed}")
     while True:
         setting = sample_setting(rng)
-        size = per_batch
-        yield setting, [sample_conversation(rng, split, setting) for _ in range(size)]
+        yield setting, [sample_conversation(rng, split, setting) for _ in range(per_batch)]
 
 
 # -- tokens --------------------------------------------------------------------------------------

@@ -97,6 +97,20 @@ def heldout_loss(model: TrainableGptOss, batches: list[Pack]) -> float:
     return sum(float(model(p)) for p in batches) / len(batches)
 
 
+def train_step(model: TrainableGptOss, optimizer: torch.optim.Optimizer, pack: Pack, lr: float,
+               clip_norm: float) -> float:
+    """One optimizer step on `pack` at learning rate `lr`, gradients clipped to `clip_norm`;
+    returns the loss before the step."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss = model(pack)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return loss.item()
+
+
 def train(c: TrainConfig, log: Callable[[str], None] = print) -> tuple[TrainableGptOss, str]:
     """Train the tokenizer and the model; returns (model, tokenizer.json text)."""
     torch.set_num_threads(c.threads)
@@ -115,14 +129,8 @@ def train(c: TrainConfig, log: Callable[[str], None] = print) -> tuple[Trainable
     progress = Progress(c, log)
     conversations = packs(c, data.TRAIN, tokenizer)
     for step, pack in zip(range(c.steps), conversations):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(c, step)
-        loss = model(pack)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm)
-        optimizer.step()
-        progress.step(step, loss.item(), len(pack.ids))
+        loss = train_step(model, optimizer, pack, learning_rate(c, step), c.clip_norm)
+        progress.step(step, loss, len(pack.ids))
         if (step + 1) % c.eval_every == 0 or step + 1 == c.steps:
             log(f"step {step + 1}: held-out loss {heldout_loss(model, heldout):.3f}")
     return model, tokenizer_json
