@@ -12,7 +12,7 @@ engine, harmony parser: what `ossy run`, `ossy serve` and the agent use), and re
                 the final answer is the conversation's, word for word (no bar; reported)
 
 Reproduce (about 5-10 minutes on 2 cores):
-    .venv/bin/python -m ossy.train /tmp/nano                          # train one (about 80 min)
+    .venv/bin/python -m ossy.train /tmp/nano                          # train one (about 70 min)
     .venv/bin/python benchmarks/nano_quality.py --checkpoint /tmp/nano
 """
 

@@ -456,9 +456,9 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
     elif setting.style == "one_word":
         kinds, weights = (fact,), (1,)
     elif setting.tools:
-        kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (9, 1.5, 1, 0.5, 0.5)
+        kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (9, 1.5, 1, 1.5, 1)
     else:
-        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat), (2.5, 6, 6, 1.5, 1)
+        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat), (2.5, 6, 6, 1.5, 2)
     convo = rng.choices(kinds, weights)[0](rng, split, setting)
     if rng.random() < 0.1:  # an earlier exchange, as the chat layer replays it (analysis dropped)
         earlier = rng.choice((fact, small_talk))(rng, split, Setting(setting.effort, setting.date))
