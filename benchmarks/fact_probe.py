@@ -38,7 +38,7 @@ _FACT_ANSWER = re.compile(r"\b(\d+(?: [-+*] \d+)+) = $")
 
 
 def training_pack(rng: random.Random, tokenizer, runs: int, result_weight: float) -> Pack:
-    setting = data.Setting(rng.choice(("low", "medium", "high")), "2025-01-01")
+    setting = data.Setting(rng.choice(data.REASONING_EFFORTS), "2025-01-01")
     convos = [rng.choices(KINDS, WEIGHTS)[0](rng, data.TRAIN, setting) for _ in range(runs)]
     return Pack.build(data.prefix_ids(setting, tokenizer),
                       [data.encode(setting, c, tokenizer, result_weight) for c in convos])

@@ -37,13 +37,13 @@ def main() -> int:
     copied = 0
     with tempfile.TemporaryDirectory() as home, open_model(args.checkpoint, Path(home)) as model:
         for name in names:
-            for phrasing in PHRASINGS:
-                reply = model.turn([{"role": "user", "content": phrasing.format(name)}], declared_tools(), think="low")
+            for question in (phrasing.format(name) for phrasing in PHRASINGS):
+                reply = model.turn([{"role": "user", "content": question}], declared_tools(), think="low")
                 calls = [(c.name.removeprefix("functions."), json.loads(c.arguments)) for c in reply.tool_calls]
                 if calls == [("list_directory", {"path": name})]:
                     copied += 1
                 else:
-                    print(f"{phrasing.format(name)!r}: {calls}")
+                    print(f"{question!r}: {calls}")
     print(f"copied the name {copied} times of {len(names) * len(PHRASINGS)}")
     return 0
 

@@ -3,8 +3,8 @@ and, greedy through the real chat path (prompt, engine, harmony parser), on fixe
 answers in well-formed harmony, works sums in its analysis channel, calls the right tool with
 valid arguments, and ends with a final answer after the tool's result, through the OpenAI SDK, the
 ollama client and the agent loop too. How often it is right on unseen prompts is measured by
-benchmarks/nano_quality.py, not here: it gets about a third of unseen sums wrong (a
-miscopied operand or a wrong step) and most answers from tool output too (it names files it was not shown)."""
+benchmarks/nano_quality.py, not here: it gets a quarter to a third of unseen sums wrong (mostly a
+miscopied operand) and most answers from tool output too (it names files it was not shown)."""
 
 from __future__ import annotations
 

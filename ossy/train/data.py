@@ -162,21 +162,22 @@ _OPERATIONS = {"+": (lambda a, b: a + b, addition_steps), "-": (lambda a, b: a -
                "*": (lambda a, b: a * b, multiplication_steps)}
 
 
+# the (lowest, highest) first and second operand of each operation; a subtraction never goes below 0
+_OPERAND_BOUNDS = {"+": ((1, 99), (1, 99)), "-": ((1, 99), (1, 99)), "*": ((2, 29), (2, 9))}
+
+
 def _operand_range(op: str):
     """Every (a, b) the questions about `op` use, both splits."""
-    if op == "*":
-        return [(a, b) for a in range(2, 30) for b in range(2, 10)]
-    return [(a, b) for a in range(1, 100) for b in range(1, 100) if op == "+" or a >= b]
+    (a_low, a_high), (b_low, b_high) = _OPERAND_BOUNDS[op]
+    return [(a, b) for a in range(a_low, a_high + 1) for b in range(b_low, b_high + 1) if op != "-" or a >= b]
 
 
 def _operands(rng: random.Random, op: str, split: str) -> tuple[int, int]:
+    first, second = _OPERAND_BOUNDS[op]
     while True:
-        if op == "*":
-            a, b = rng.randint(2, 29), rng.randint(2, 9)
-        else:
-            a, b = rng.randint(1, 99), rng.randint(1, 99)
-            if op == "-" and a < b:
-                a, b = b, a
+        a, b = rng.randint(*first), rng.randint(*second)
+        if op == "-" and a < b:
+            a, b = b, a
         if _in_split(f"{op}{a},{b}", split):
             return a, b
 
