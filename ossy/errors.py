@@ -22,6 +22,24 @@ class ConflictError(OssyError):
     http_status = 409
 
 
+class ForbiddenError(OssyError):
+    """403: a browser origin or Host header the server does not accept."""
+
+    http_status = 403
+
+
+class TooLargeError(OssyError):
+    """413: a request body over the server's limit."""
+
+    http_status = 413
+
+
+class NoSpaceError(OssyError):
+    """507: the disk filled up while writing; nothing half-written is left."""
+
+    http_status = 507
+
+
 class UnavailableError(OssyError):
     http_status = 503
 
@@ -32,9 +50,12 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ConflictError",
+    "ForbiddenError",
     "ModelError",
+    "NoSpaceError",
     "NotFoundError",
     "OssyError",
+    "TooLargeError",
     "USER_ERRORS",
     "UnavailableError",
 ]

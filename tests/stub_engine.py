@@ -77,6 +77,9 @@ class StubEngine:
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
 
+    def health(self) -> dict:
+        return {"status": "ok", "restarts": 0, "last_error": None}
+
     async def close(self) -> None:
         self._loaded.clear()
 

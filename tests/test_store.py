@@ -178,15 +178,20 @@ def test_gc_waits_while_a_writer_may_still_use_a_blob(library, checkpoint):
         library.store.blob_path(x.digest).name for x in (config, template)}
 
 
-def test_gc_removes_temp_files_of_dead_writers_only(library, checkpoint):
+def test_temp_files_go_once_no_writer_holds_the_lock(library, checkpoint):
     build(library, "a", checkpoint)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = library.store.blobs / f".tmp-{dead.stdout.strip()}-abc"
-    live = library.store.blobs / f".tmp-{os.getpid()}-abc"
+    reused = library.store.blobs / f".tmp-{os.getpid()}-abc"  # a killed writer's pid, reused since
     stale.write_bytes(b"half")
-    live.write_bytes(b"half")
-    library.store.gc()
-    assert not stale.exists() and live.exists()
+    reused.write_bytes(b"half")
+    with library.store.transaction():  # a writer at work: its temp files must stay, so nothing goes
+        library.store.gc()
+        library.store.sweep()
+        assert reused.exists()
+    assert not stale.exists()  # a new transaction removes a dead pid's leftovers at once
+    library.store.sweep()
+    assert not reused.exists()  # with the lock held alone, every temp file is a dead writer's
 
 
 def test_the_lock_is_shared_by_writers_and_exclusive_for_gc(tmp_path):

@@ -1,7 +1,8 @@
 """Structured output as the chat layer hands it to the engine: a `TokenConstraint`.
 
-Owns: checking a request's `format` ("json", or a JSON Schema object; OpenAI's response_format
-and the Responses API's text.format are translated to it by the server), the developer-message
+Owns: checking a request's `format` ("json", or a JSON Schema object, valid against its
+metaschema and compilable: every `$ref` resolves and llguidance does not find it unsatisfiable;
+OpenAI's response_format and the Responses API's text.format are translated to it by the server), the developer-message
 text that tells the model the schema (harmony's `# Response Formats`), the `FormatConstraint`
 passed to the engine (grammar-constrained decoding, issue 6 item 5), and the after-the-fact check
 that reports a `format_unmet` warning (kept as a safety net: a schema keyword the grammar library
@@ -199,7 +200,21 @@ def check_format(value: Any, *, param: str = "format") -> str | dict | None:
         jsonschema.validators.validator_for(value).check_schema(value)
     except jsonschema.SchemaError as e:
         raise RequestError(f"{param} is not a valid JSON schema: {e.message}", param=param) from None
+    problem = grammar_problem(value)
+    if problem:
+        raise RequestError(f"{param} cannot be enforced: {problem}", param=param)
     return value
+
+
+def grammar_problem(schema: dict) -> str:
+    """What keeps `schema` from becoming a grammar ("" if nothing): a `$ref` that does not
+    resolve, a schema no value satisfies (minLength > maxLength, incompatible allOf...)."""
+    import llguidance
+
+    try:
+        return llguidance.LLMatcher.validate_grammar(grammar_for(schema))
+    except Exception as e:  # llguidance raises for what it cannot compile at all
+        return str(e)
 
 
 def make_constraint(format: str | dict | None, tokenizer, name: str = "response", *,

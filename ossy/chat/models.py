@@ -45,11 +45,14 @@ def capabilities(model: Model) -> tuple[str, ...]:
 
 class StoreResolver:
     """`resolve(name)` through a `Library`; `load_tokenizer(checkpoint_dir)` makes the tokenizer
-    (default `ossy.tokenizer.load`, which reads the checkpoint's tokenizer.json)."""
+    (default `ossy.tokenizer.load`, which reads the checkpoint's tokenizer.json);
+    `default_num_ctx` (OSSY_CONTEXT_LENGTH) is the num_ctx of models whose Modelfile sets none."""
 
-    def __init__(self, library: Library, load_tokenizer: Callable | None = None) -> None:
+    def __init__(self, library: Library, load_tokenizer: Callable | None = None,
+                 default_num_ctx: int | None = None) -> None:
         self.library = library
         self._load_tokenizer = load_tokenizer
+        self.default_num_ctx = default_num_ctx
         self._tokenizers: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -63,7 +66,7 @@ class StoreResolver:
             template=template,
             harmony=template is None or template == library_template(),
             system=model.system,
-            parameters=dict(model.parameters),
+            parameters={**({"num_ctx": self.default_num_ctx} if self.default_num_ctx else {}), **model.parameters},
             messages=[{"role": m["role"], "content": m["content"]} for m in model.messages],
             licenses=model.licenses,
             capabilities=capabilities(model),

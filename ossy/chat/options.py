@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from ossy.engine.protocol import SamplingOptions
 from ossy.errors import OssyError
-from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
+from ossy.modelfile.parameters import DEPRECATED, INT64, PARAMETERS
 
 DEFAULT_NUM_CTX = 8192  # a real context by default (Ollama's 4096 silently truncates, §7 D)
 MAX_TOP_LOGPROBS = 20
@@ -83,6 +83,8 @@ def _check_value(name: str, spec, value, param: str):
             if not value.is_integer():
                 raise RequestError(f"{param} must be a whole number, not {value!r}", param=param)
             value = int(value)
+        if not -INT64 <= value < INT64:
+            raise RequestError(f"{param} must fit in 64 bits, not {value!r}", param=param)
     else:
         value = float(value)
         if not math.isfinite(value):

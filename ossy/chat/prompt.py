@@ -22,13 +22,14 @@ message), as Ollama's `truncate: true`, and reports how many in a `truncated` wa
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import dataclass, field
 
 from ossy import harmony
 from ossy.chat.options import RequestError
 from ossy.engine.protocol import ContextOverflowError, ResolvedModel
 from ossy.harmony import tokens as T
-from ossy.harmony.render import REASONING_EFFORTS, RenderError, _text, render_message
+from ossy.harmony.render import REASONING_EFFORTS, REASONING_KEYS, RenderError, _text, render_message
 
 BUILTIN_TOOLS = {"browser.search": "browser", "browser.open": "browser", "browser.find": "browser",
                  "python": "python"}
@@ -68,23 +69,54 @@ def build(model: ResolvedModel, messages: list[dict], *, tools: list[dict] | Non
     elif isinstance(tool_choice, str) and tool_choice not in ("auto", "required"):
         tools = [t for t in tools if _tool_name(t) == tool_choice]
     render = _harmony if model.harmony else _template
-    prompt = render(model, messages, tools, think, tool_choice)
-    dropped = 0
-    while len(prompt.ids) + room > num_ctx:
-        first = _first_droppable(messages) if overflow == "truncate" else None
-        if first is None:
-            if len(prompt.ids) < num_ctx:
-                break  # it fits; only the room for the answer is short
-            raise ContextOverflowError(f"the prompt is {len(prompt.ids)} tokens, longer than the context window "
-                                       f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
-        messages = messages[:first] + _drop_turn(messages[first:])
-        dropped += 1
-        prompt = render(model, messages, tools, think, tool_choice)
+    # First without tokenizing: no token covers more than `longest_token` bytes, so a text of n
+    # bytes is at least n / longest_token tokens; a huge message is refused or dropped unread.
+    lower_bound = functools.partial(_at_least, longest=model.tokenizer.longest_token)
+    messages, dropped = _fit(messages, lower_bound, "at least ", num_ctx=num_ctx, room=room, overflow=overflow)
+    rendered: list[Prompt] = []
+
+    def length(candidate: list[dict]) -> int:
+        rendered.append(render(model, candidate, tools, think, tool_choice))
+        return len(rendered[-1].ids)
+
+    messages, more = _fit(messages, length, "", num_ctx=num_ctx, room=room, overflow=overflow)
+    prompt, dropped = rendered[-1], dropped + more
     if dropped:
         prompt.warnings.append({"code": "truncated",
                                 "detail": f"the prompt did not fit num_ctx {num_ctx}: dropped the {dropped} oldest "
                                           f"message(s) or tool exchanges"})
     return prompt
+
+
+def _fit(messages: list[dict], length, qualifier: str, *, num_ctx: int, room: int,
+         overflow: str) -> tuple[list[dict], int]:
+    """Drop the oldest turns while `length(messages)` + `room` exceeds num_ctx ("truncate"), or
+    raise when the prompt itself cannot fit; the messages kept and how many turns were dropped.
+    `length` is called last on the messages returned."""
+    dropped = 0
+    while (n := length(messages)) + room > num_ctx:
+        first = _first_droppable(messages) if overflow == "truncate" else None
+        if first is None:
+            if n < num_ctx:
+                break  # it fits; only the room for the answer is short
+            raise ContextOverflowError(f"the prompt is {qualifier}{n} tokens, longer than the context window "
+                                       f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
+        messages = messages[:first] + _drop_turn(messages[first:])
+        dropped += 1
+    return messages, dropped
+
+
+def _at_least(messages: list[dict], longest: int) -> int:
+    """A lower bound on the tokens of `messages`' text (content, reasoning, call arguments)."""
+    size = 0
+    for m in messages:
+        texts = [m.get("content"), *(m.get(k) for k in REASONING_KEYS)]
+        texts += [(call.get("function") or {}).get("arguments") for call in m.get("tool_calls") or []
+                  if isinstance(call, dict)]
+        size += sum(len(t.encode()) for t in texts if isinstance(t, str))
+        if isinstance(m.get("content"), list):
+            size += sum(len(str(p.get("text") or "").encode()) for p in m["content"] if isinstance(p, dict))
+    return size // longest
 
 
 def _with_model_defaults(model: ResolvedModel, messages: list[dict], format_instructions: str | None) -> list[dict]:
@@ -165,7 +197,7 @@ def _ollama_message(message: dict) -> dict:
     """An OpenAI-style message as Ollama's templates see it (developer is system there)."""
     out = {"role": "system" if message.get("role") == "developer" else message.get("role"),
            "content": harmony_text(message.get("content"))}
-    thinking = next((message[k] for k in ("reasoning_content", "reasoning", "thinking") if message.get(k)), None)
+    thinking = next((message[k] for k in REASONING_KEYS if message.get(k)), None)
     if thinking:
         out["thinking"] = thinking
     if message.get("tool_calls"):

@@ -21,7 +21,8 @@ What a turn yields, in order of generation:
                                sent and a warning `streamed_arguments_differ` carries the final
                                arguments (also in the non-streamed `Result`).
 Never raises on model output. A tool call whose arguments are not a JSON object (and cannot be
-repaired), or a call made although tool_choice is "none", comes back as content with a warning
+repaired), a call made although tool_choice is "none", or a call of a tool the request did not
+offer (a client's SDK would fail on a name it does not know), comes back as content with a warning
 (`invalid_tool_call` / `unexpected_tool_call`, with the call's `tool` name and raw `arguments`,
 so an agent loop can still answer the call). Stop strings apply to the content only (the
 analysis channel is not the answer); the text that might begin one is held back.
@@ -37,6 +38,7 @@ from ossy import harmony
 from ossy.chat import constraint, prompt as prompting
 from ossy.chat.options import Resolved, resolve_options
 from ossy.chat.stops import StopMatcher
+from ossy.chat.tools import offered as offered_tools
 from ossy.engine.protocol import ContextOverflowError, Engine, Finished, GenerateRequest, ResolvedModel, Stats, Token
 from ossy.harmony import jsonrepair, tokens as T
 
@@ -274,8 +276,9 @@ class Turn:
 
     def _tool_call(self, event: harmony.ToolCallFinished) -> list:
         problem = None
-        if self.request.tool_choice == "none" or not (self.request.tools or self.prompt.prefill):
-            problem = ("unexpected_tool_call", f"the model called {event.name!r} although no tools were offered")
+        unexpected = self._unexpected(event.name)
+        if unexpected is not None:
+            problem = ("unexpected_tool_call", unexpected)
         elif event.name not in RAW_PAYLOAD_TOOLS:
             try:
                 ok = isinstance(json.loads(event.arguments), dict)
@@ -296,13 +299,19 @@ class Turn:
             return [call]
         return self._live_finish(live, call.arguments)
 
+    def _unexpected(self, name: str) -> str | None:
+        """Why a call of `name` is not passed on as a tool call (None: it is)."""
+        if self.request.tool_choice == "none" or not (self.request.tools or self.prompt.prefill):
+            return f"the model called {name!r} although no tools were offered"
+        if self.request.tools and not self.prompt.prefill and name not in offered_tools(self.request.tools):
+            return f"the model called {name!r}, which is not one of the offered tools"
+        return None
+
     # -- tool-call arguments as deltas (stream_tool_arguments) ---------------------------------
 
     def _live_call(self, event: harmony.ToolCallStarted) -> _LiveCall | None:
-        if not self.request.stream_tool_arguments:
-            return None
-        if self.request.tool_choice == "none" or not (self.request.tools or self.prompt.prefill):
-            return None  # it will come back as content
+        if not self.request.stream_tool_arguments or self._unexpected(event.name) is not None:
+            return None  # not streamed; an unexpected call will come back as content
         is_json = event.recipient.split(".", 1)[0] not in RAW_PAYLOAD_TOOLS
         return _LiveCall(ToolCallStart(len(self.result.tool_calls), event.id, event.name), is_json)
 

@@ -1,7 +1,8 @@
-"""`ossy create`, `list` (`ls`), `cp` and `rm`, and `show` for stored models, in Ollama's formats.
+"""`ossy create`, `list` (`ls`), `cp`, `rm` and `verify`, and `show` for stored models, in Ollama's formats.
 
 Owns: these subcommands, their output (the `NAME ID SIZE MODIFIED` table with Ollama's size and
-time wording, create's progress lines, `deleted '...'`), and `show_named`, which `ossy show`
+time wording, a `warning:` line on stderr per manifest the listing skipped, create's progress
+lines, `deleted '...'`, verify's line per model), and `show_named`, which `ossy show`
 calls for a model name: the Modelfile that rebuilds the model, one of its fields, or the info
 sections (`ossy.cli.show.render_info` for checkpoints; the manifest's config for GGUF models of
 the Ollama store, which ossy cannot load yet).
@@ -40,6 +41,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("rm", help="Remove models")
     p.add_argument("names", metavar="MODEL", nargs="+")
     p.set_defaults(func=run_rm)
+
+    p = subparsers.add_parser("verify", help="Re-hash models' blobs against their digests")
+    p.add_argument("names", metavar="MODEL", nargs="*", help="the models to check (default: every model)")
+    p.set_defaults(func=run_verify)
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -88,8 +93,10 @@ def run_create(args: argparse.Namespace) -> int:
 
 # -- list / cp / rm ----------------------------------------------------------------------------
 def run_list(args: argparse.Namespace) -> int:
-    library = Library.from_settings()
-    models = [m for m in library.models()
+    listing = Library.from_settings().listing()
+    for problem in listing.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    models = [m for m in listing.models
               if not args.pattern or str(m.name).lower().startswith(args.pattern.lower())]
     models.sort(key=lambda m: -m.modified)
     rows = [["NAME", "ID", "SIZE", "MODIFIED"]]
@@ -120,6 +127,29 @@ def run_rm(args: argparse.Namespace) -> int:
         library.remove(name)
         print(f"deleted '{name}'")
     return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Re-hash every blob of the named models (or of all); 1 if any is missing or corrupt."""
+    library = Library.from_settings()
+    if args.names:
+        models = [library.get(name) for name in args.names]
+    else:
+        listing = library.listing()
+        models = listing.models
+        for problem in listing.problems:
+            print(f"warning: {problem}", file=sys.stderr)
+    bad = 0
+    for model in models:
+        problems = model.store.verify(model)
+        blobs = 1 + len(model.manifest.layers)
+        if problems:
+            bad += 1
+            for problem in problems:
+                print(f"{model.name}: {problem}; re-create or re-pull it")
+        else:
+            print(f"{model.name}: ok ({blobs} blobs, {format_size(model.size)})")
+    return 1 if bad else 0
 
 
 # -- show --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Owns: the subcommand and its flags (`--host HOST[:PORT]`, `--port PORT`, which override
 `OSSY_HOST`, default 127.0.0.1:11434), and wiring the in-process engine
-(`ossy.engine.LocalEngine`) and the model store into `ossy.server.create_app`. Logs one line per
+(`ossy.engine.LocalEngine`), the model store (swept of dead writers' temp files first) and the
+settings into `ossy.server.create_app`. Logs one line per
 request on stderr. Does not own: the routes (`ossy.server`) or the engine.
 """
 
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
         port = args.port
     from ossy.engine import LocalEngine  # imports torch: only once the arguments are known good
 
-    app = create_app(LocalEngine(s), library=Library.from_settings(s))
+    library = Library.from_settings(s)
+    library.store.sweep()  # what a killed create left behind
+    app = create_app(LocalEngine(s), library=library, settings=s)
     serve(app, host, port)
     return 0

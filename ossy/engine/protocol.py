@@ -190,6 +190,10 @@ class Engine(Protocol):
         `cancelled`, `rejected` (queue full), `max_batch` (most requests decoded in one step),
         `prefill_tokens`, `cached_tokens`, `decode_steps`."""
 
+    def health(self) -> dict:
+        """`{"status": "ok" | "down", "restarts": n, "last_error": str | None}`: "down" while a
+        worker that stopped on an error is being replaced (requests then get a 503 at once)."""
+
     async def close(self) -> None:
         """Cancel everything and free the models (server shutdown)."""
 

@@ -7,7 +7,12 @@ worker thread that owns every loaded model and runs the loop
     (`GptOss.forward_batch`) -> unload models idle past their keep_alive,
 so requests join the batch between decode steps and leave when done; `num_parallel` slots per
 model, each keeping its KV cache after a request for the next one to reuse; keep_alive
-loading/unloading; counters.
+loading/unloading; counters; supervision of the worker.
+
+Supervision: no input can end the worker (durations are clamped by `ossy.duration`, timeouts
+again here), but if it ever stops on an error, every waiting and running request fails at once
+with a 503 naming the error, new ones get the same 503 while it is down, `health()` says so,
+and a fresh worker starts after `RESTART_DELAY` seconds (models are loaded again on demand).
 Does not own: the per-request bookkeeping and asyncio bridge (`ossy.engine.jobs`), token choice
 (`ossy.engine.sampling`), the model math, text or HTTP.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -33,12 +39,34 @@ from ossy.model.cache import KVCache
 from ossy.model.gptoss import GptOss
 
 PREFILL_CHUNK = 512  # prompt ids per forward: bounds the [heads, T, S] attention scores
+RESTART_DELAY = 1.0
+MAX_WAIT = 3600.0  # longest single wait of the idle worker (a keep_alive can be ten years)  # seconds between a worker's death and its replacement
+
+log = logging.getLogger("ossy.engine")
 
 
 def load_checkpoint(ref: ModelRef, dtype: str) -> GptOss:
     from ossy.api import load  # ossy.api imports ossy.engine: import at call time
 
     return load(ref.checkpoint, dtype=dtype).model
+
+
+class Command:
+    """A function run on the worker thread (load, unload); its outcome goes to `future`."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def __call__(self) -> None:
+        try:
+            self.future.set_result(self.fn())
+        except Exception as e:  # reported to the caller
+            self.future.set_exception(e)
+
+    def fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 @dataclass(eq=False)
@@ -74,12 +102,14 @@ class LocalEngine:
         self.dtype, self.rewind, self.loader = dtype, rewind, loader
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()  # admitted by submit, not yet in a slot
-        self._commands: list[Callable[[], None]] = []  # run on the worker (load, unload)
+        self._commands: list[Command] = []  # run on the worker (load, unload)
         self._closed = False
         self._residents: dict[str, Resident] = {}  # by digest; the worker's
         self._counters: Counter = Counter()
-        self._thread = threading.Thread(target=self._run, name="ossy-engine", daemon=True)
-        self._thread.start()
+        self._down: str | None = None  # why the worker stopped, while it is being replaced
+        self._last_error: str | None = None
+        self._restarts = 0
+        self._start_worker()
 
     # ---- the Engine protocol (event loop side) --------------------------------------------------
     async def submit(self, request: GenerateRequest):
@@ -92,8 +122,7 @@ class LocalEngine:
         sampler = Sampler.of(request.sampling)
         job = Job(request, prompt, truncated, num_ctx, sampler, Stream(asyncio.get_running_loop(), self._wake))
         with self._cond:
-            if self._closed:
-                raise UnavailableError("the engine is shutting down")
+            self._check_running()
             if len(self._waiting) >= self.max_queue:
                 self._counters["rejected"] += 1
                 raise QueueFullError()
@@ -129,11 +158,17 @@ class LocalEngine:
                     ("submitted", "finished", "cancelled", "rejected", "max_batch", "prefill_tokens",
                      "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
 
+    def health(self) -> dict:
+        with self._cond:
+            status = "down" if self._down else "ok"
+            return {"status": status, "restarts": self._restarts, "last_error": self._last_error}
+
     async def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        await asyncio.to_thread(self._thread.join)
+            thread = self._thread
+        await asyncio.to_thread(thread.join)
 
     # ---- bridge --------------------------------------------------------------------------------
     def _wake(self) -> None:
@@ -141,35 +176,86 @@ class LocalEngine:
             self._cond.notify()
 
     async def _on_worker(self, fn: Callable[[], object]):
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def command() -> None:
-            try:
-                future.set_result(fn())
-            except Exception as e:  # reported to the caller
-                future.set_exception(e)
-
+        command = Command(fn)
+        future = command.future
         with self._cond:
-            if self._closed:
-                raise UnavailableError("the engine is shutting down")
+            self._check_running()
             self._commands.append(command)
             self._cond.notify()
         return await asyncio.wrap_future(future)
 
-    # ---- the worker thread ---------------------------------------------------------------------
+    def _check_running(self) -> None:
+        """Under the lock: raise the 503 a request gets while the engine cannot take it."""
+        if self._closed:
+            raise UnavailableError("the engine is shutting down")
+        if self._down:
+            raise UnavailableError(f"the engine stopped after an internal error ({self._down}); it is restarting, "
+                                   f"try again in a moment")
+
+    # ---- the worker thread and its supervision -------------------------------------------------
+    def _start_worker(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._down = None
+            self._thread = threading.Thread(target=self._run, name="ossy-engine", daemon=True)
+            self._thread.start()
+
     def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._loop()
+        except BaseException as e:  # noqa: BLE001 - whatever ends the worker, requests must not hang
+            error = e
+        if error is None:
+            self._shutdown()
+            return
+        self._died(error)
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not (self._closed or self._commands or self._waiting or self._busy()):
                     self._cond.wait(self._idle_timeout())
                     self._expire()
                 if self._closed:
-                    break
+                    return
                 commands, self._commands = self._commands, []
             for command in commands:
                 command()
             self._step()
-        self._shutdown()
+
+    def _died(self, error: BaseException) -> None:
+        """The worker ended on `error`: fail every request with a 503, drop the models (their
+        state is unknown), and start a new worker after RESTART_DELAY."""
+        reason = f"{type(error).__name__}: {error}"
+        log.error("the engine worker stopped: %s; restarting in %.0f s", reason, RESTART_DELAY, exc_info=error)
+        with self._cond:
+            self._down = self._last_error = reason
+            self._restarts += 1
+        self._fail_everything(UnavailableError(f"the engine stopped after an internal error ({reason})"))
+        timer = threading.Timer(RESTART_DELAY, self._start_worker)
+        timer.daemon = True
+        timer.start()
+
+    def _fail_everything(self, error: Exception) -> None:
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+            commands, self._commands = self._commands, []
+            residents, self._residents = list(self._residents.values()), {}
+        for job in waiting:
+            self._count(finished=1)
+            if job.ready.done():
+                job.stream.push(error)
+            else:
+                job.ready.set_exception(error)
+        for command in commands:
+            command.fail(error)
+        for resident in residents:
+            for slot in resident.running():
+                failed, slot.job = slot.job, None
+                self._count(finished=1)
+                failed.stream.push(error)
 
     def _step(self) -> None:
         self._drop_cancelled()
@@ -185,7 +271,7 @@ class LocalEngine:
 
     def _idle_timeout(self) -> float | None:
         times = [t for r in self._residents.values() if (t := r.expires_at()) is not None]
-        return max(0.0, min(times) - time.time()) if times else None
+        return min(max(0.0, min(times) - time.time()), MAX_WAIT) if times else None
 
     def _drop_cancelled(self) -> None:
         with self._cond:
@@ -252,6 +338,9 @@ class LocalEngine:
     def _next(self, resident: Resident, slot: Slot, logits: torch.Tensor) -> None:
         """Sample the slot's next token from `logits` [V] and emit it (or end the request)."""
         job = slot.job
+        if job.request.max_tokens == 0:  # num_predict 0: the prompt is read, nothing is generated
+            self._release(resident, slot, "length")
+            return
         constraint = job.request.constraint
         allowed = constraint.allowed(job.generated) if constraint is not None else None
         if nothing_allowed(allowed):

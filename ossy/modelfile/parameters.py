@@ -21,7 +21,7 @@ _BOOLS = {
     **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
     **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
 }
-_INT64 = 2**63
+INT64 = 2**63  # integers are Go int64s: -INT64 <= n < INT64
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def _read(kind: type, text: str) -> int | float | bool | None:
         return _BOOLS.get(text)
     if kind is int:
         number = int(text) if _INT.fullmatch(text) else None
-        return number if number is not None and -_INT64 <= number < _INT64 else None
+        return number if number is not None and -INT64 <= number < INT64 else None
     number = float(text) if _FLOAT.fullmatch(text) else None
     return number if number is not None and math.isfinite(number) else None
 

@@ -1,15 +1,16 @@
 """The HTTP server: Ollama's native API and OpenAI's, over one `Engine`.
 
-Owns: `create_app(engine, resolver, library)` (the FastAPI app: routes of `native`, `openai`,
-`responses`; error bodies; one log line per request) and `serve(app, host)` (uvicorn on
+Owns: `create_app(engine, resolver, library, settings)` (the FastAPI app: routes of `native`,
+`openai`, `responses`; the `Guard` in front of them (origins, Host, body size: `ossy.server.guard`);
+error bodies; `GET /health`; one log line per request) and `serve(app, host)` (uvicorn on
 `host:port`). Every route translates its request into an `ossy.chat.ChatRequest`; the chat
 layer runs it over the engine (`ossy.engine.protocol`), so a stub engine tests every route.
 
 Errors (ollama-reference §2): an `OssyError` carries its status (400 bad request, 404 unknown
 model, 503 queue full with Retry-After); the body is `{"error": "..."}` on /api and
 `{"error": {"message", "type", "param", "code"}}` on /v1. An unknown route is a 404 in the same
-shapes. Anything else is a bug, logged with its traceback and answered 500 "internal server
-error". After a stream has started, an error is one more NDJSON line / SSE event.
+shapes, a JSON body nested too deep or any other malformed input a 400. Anything else is a bug,
+logged with its traceback and answered 500 "internal server error". After a stream has started, an error is one more NDJSON line / SSE event.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ import time
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
+from fastapi.responses import JSONResponse
+
+from ossy.config import Settings, settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
 from ossy.server import native, openai, responses
+from ossy.server.guard import Guard
 from ossy.server.http import error_response, log
 from ossy.server.state import State
 from ossy.store import Library
@@ -57,14 +62,18 @@ class LogRequests:
                      time.perf_counter() - start)
 
 
-def create_app(engine: Engine, resolver: ModelResolver | None = None, library: Library | None = None) -> FastAPI:
-    """The app. `resolver` defaults to the store's (`ossy.chat.models.StoreResolver(library)`)."""
+def create_app(engine: Engine, resolver: ModelResolver | None = None, library: Library | None = None,
+               settings: Settings | None = None) -> FastAPI:
+    """The app. `resolver` defaults to the store's (`ossy.chat.models.StoreResolver(library)`);
+    `settings` (default: read now) gives the origins, the body limit, the default num_ctx and
+    the directory /api/create may read checkpoints from."""
+    settings = settings or read_settings()
     if resolver is None:
         from ossy.chat.models import StoreResolver
 
-        library = library or Library.from_settings()
-        resolver = StoreResolver(library)
-    state = State(engine=engine, resolver=resolver, library=library)
+        library = library or Library.from_settings(settings)
+        resolver = StoreResolver(library, default_num_ctx=settings.context_length)
+    state = State(engine=engine, resolver=resolver, library=library, create_root=settings.create_root)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -87,9 +96,19 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
     for kind in (*USER_ERRORS, Exception):
         app.add_exception_handler(kind, user_error)
 
+    @app.get("/health")
+    @app.head("/health")
+    async def health():
+        """200 while the engine takes requests, 503 while it is being restarted after an error."""
+        engine_health = engine.health()
+        ok = engine_health["status"] == "ok"
+        return JSONResponse({"status": "ok" if ok else "unavailable", "engine": engine_health},
+                            status_code=200 if ok else 503)
+
     native.register(app, state)
     openai.register(app, state)
     responses.register(app, state)
+    app.add_middleware(Guard, origins=settings.origins, max_body=settings.max_body)
     app.add_middleware(LogRequests)
     return app
 

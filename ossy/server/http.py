@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse, StreamingResponse
 
 from ossy.chat.options import RequestError
+from ossy.duration import parse_duration
 from ossy.engine.protocol import QueueFullError
 from ossy.errors import USER_ERRORS, NotFoundError
 
@@ -27,15 +28,30 @@ log = logging.getLogger("ossy.server")
 _TYPE_TAGS = re.compile(r"^(str|int|float|bool|dict|list|none|function-\w+|json-or-python|.*\[.*\])$")
 
 
+OFF_LOOP_BYTES = 1 << 16  # bodies at least this big are parsed on a worker thread
+MAX_DEPTH = 100  # nesting of arrays and objects in a body; deeper is a 400 (JSON schemas use ~10)
+
+
 async def parse_body(request, model: type[BaseModel]) -> BaseModel:
-    """The request body as `model`; RequestError (400) for bad JSON or a field of the wrong type."""
+    """The request body as `model`; RequestError (400) for bad JSON or a field of the wrong type.
+    A big body is parsed off the event loop, so it never stalls the other requests."""
     raw = await request.body()
+    if len(raw) >= OFF_LOOP_BYTES:
+        return await anyio.to_thread.run_sync(read_body, raw, model)
+    return read_body(raw, model)
+
+
+def read_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
     try:
         data = json.loads(raw) if raw.strip() else {}
+    except RecursionError:
+        raise RequestError(f"the request body is nested more than {MAX_DEPTH} levels deep") from None
     except ValueError as e:
         raise RequestError(f"invalid JSON in the request body: {e}") from None
     if not isinstance(data, dict):
         raise RequestError("the request body must be a JSON object")
+    if depth(data) > MAX_DEPTH:
+        raise RequestError(f"the request body is nested more than {MAX_DEPTH} levels deep")
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -45,6 +61,19 @@ async def parse_body(request, model: type[BaseModel]) -> BaseModel:
         if error["type"] == "missing":
             message = "field required"
         raise RequestError(f"{loc}: {message}" if loc else message, param=loc or None) from None
+
+
+def depth(value) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def status_of(exc: BaseException) -> int:
@@ -126,27 +155,12 @@ def now_rfc3339(ts: float | None = None) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-_DURATION = re.compile(r"(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def keep_alive_seconds(value) -> float | None:
-    """Ollama's keep_alive: seconds (number), a Go duration ("5m", "1h30m", "-1s"), or a number in
-    a string; negative = forever. None: the server default."""
+    """A request's `keep_alive` in seconds (`ossy.duration`: negative or beyond ten years is
+    forever); None: the server default. A 400 naming the field when it is not a duration."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise RequestError("keep_alive must be a duration such as \"5m\" or a number of seconds", param="keep_alive")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
     try:
-        return float(text)
-    except ValueError:
-        pass
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    parts = _DURATION.findall(body)
-    if not parts or "".join(n + u for n, u in parts) != body:
-        raise RequestError(f"keep_alive: invalid duration {value!r}", param="keep_alive")
-    return sign * sum(float(n) * _UNITS[u] for n, u in parts)
+        return parse_duration(value)
+    except ValueError as e:
+        raise RequestError(f"keep_alive: {e}", param="keep_alive") from None

@@ -1,7 +1,7 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
 Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, tags, show, create,
-copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
 Differences from Ollama, on purpose:
@@ -11,7 +11,15 @@ Differences from Ollama, on purpose:
     a malformed call comes back as content, never as a 500;
   * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
   * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages;
-  * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension).
+  * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension);
+  * /api/tags adds `warnings` (manifests it skipped because they cannot be read), /api/ps adds
+    `engine` (`Engine.health()`: whether the worker runs, its restarts and last error);
+  * bodies are typed strictly, as Go decodes them: `"stream": "yes"` or `"keep_alive": true` is
+    a 400, not a guess;
+  * /api/create reads `from` as a model name (over HTTP a path would let any caller read the
+    server's files): a checkpoint arrives as `files` uploaded to /api/blobs, as Ollama's clients
+    send it, or from below the directory `OSSY_CREATE_ROOT` names; an error never says whether
+    a path outside exists.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,21 +36,28 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ossy import __version__
-from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn, check_options
+from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn, check_options, check_tools
 from ossy.chat.constraint import check_format
 from ossy.chat.prompt import think_level
-from ossy.errors import OssyError
+from ossy.chat.models import capabilities, details, library_template
+from ossy.errors import NotFoundError, OssyError
+from ossy.modelfile import Modelfile
+from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
+from ossy.store import InvalidNameError, Progress, parse_name
+from ossy.store.create import create_from, create_from_blobs
+from ossy.store.manifest import valid_digest
 from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, now_rfc3339, parse_body
 from ossy.server.state import State
 
 NDJSON = "application/x-ndjson"
+UPLOAD_BATCH = 1 << 22  # bytes of an upload written to disk at a time (off the event loop)
 
 
 # ---- request bodies ----------------------------------------------------------------------------
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")  # Ollama ignores fields it does not know
+    model_config = ConfigDict(extra="allow", strict=True)  # Ollama ignores fields it does not know
 
 
 class Function(_Body):
@@ -71,7 +87,7 @@ class _Generating(_Body):
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     stream: bool = True
-    keep_alive: str | float | None = None
+    keep_alive: Any = None  # checked by keep_alive_seconds
     think: bool | str | None = None
     truncate: bool | None = None
     logprobs: bool | None = None
@@ -111,7 +127,7 @@ class CopyBody(_Body):
 
 
 class CreateBody(_Body):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
     model: str | None = None
     name: str | None = None
     from_: str | None = Field(None, alias="from")
@@ -221,9 +237,9 @@ def register(app: FastAPI, state: State) -> None:
         model = await state.resolve(body.model)
         if not body.messages:
             return await _load_or_unload(state, model, body, started, {"message": {"role": "assistant", "content": ""}})
-        req = base_request(body, messages=chat_messages(body.messages), tools=_tools(body.tools))
+        req = base_request(body, messages=chat_messages(body.messages), tools=check_tools(body.tools))
         if (body.model_extra or {}).get("_debug_render_only"):
-            return debug_render(state, model, req, body.model)
+            return await debug_render(state, model, req, body.model)
         return await _run(state, model, req, body, started, _chat_chunk)
 
     @app.post("/api/generate")
@@ -235,6 +251,7 @@ def register(app: FastAPI, state: State) -> None:
         if body.suffix:
             raise RequestError("suffix (fill-in-the-middle) is not supported by gpt-oss", param="suffix")
         model = await state.resolve(body.model)
+        _check_context(body.context, model.tokenizer.vocab_size)
         if not body.prompt:
             return await _load_or_unload(state, model, body, started, {"response": ""})
         if body.raw:
@@ -245,25 +262,23 @@ def register(app: FastAPI, state: State) -> None:
             messages = ([{"role": "system", "content": body.system}] if body.system else []) + \
                        [{"role": "user", "content": body.prompt}]
             if body.template:
-                from ossy.chat.models import library_template
-
                 model = dataclasses.replace(model, template=body.template,
                                             harmony=body.template == library_template())
             req = base_request(body, messages=messages)
         if (body.model_extra or {}).get("_debug_render_only"):
-            return debug_render(state, model, req, body.model)
+            return await debug_render(state, model, req, body.model)
         return await _run(state, model, req, body, started, _generate_chunk)
 
     @app.get("/api/tags")
     @app.head("/api/tags")
     async def tags():
-        library = _library(state)
-        models = await anyio.to_thread.run_sync(library.models)
-        from ossy.chat.models import details
-
-        return {"models": [{"name": str(m.name), "model": str(m.name), "modified_at": now_rfc3339(m.modified),
-                            "size": m.size, "digest": m.digest, "details": details(m)}
-                           for m in sorted(models, key=lambda m: -m.modified)]}
+        listing = await anyio.to_thread.run_sync(_library(state).listing)
+        out: dict[str, Any] = {"models": [
+            {"name": str(m.name), "model": str(m.name), "modified_at": now_rfc3339(m.modified), "size": m.size,
+             "digest": m.digest, "details": details(m)} for m in sorted(listing.models, key=lambda m: -m.modified)]}
+        if listing.problems:
+            out["warnings"] = listing.problems
+        return out
 
     @app.post("/api/show")
     async def show(request: Request):
@@ -285,7 +300,7 @@ def register(app: FastAPI, state: State) -> None:
     @app.post("/api/create")
     async def create(request: Request):
         body = await parse_body(request, CreateBody)
-        statuses = await anyio.to_thread.run_sync(_create, _library(state), body)
+        statuses = await anyio.to_thread.run_sync(_create, _library(state), body, state.create_root)
         if not body.stream:
             return {"status": "success"}
 
@@ -295,29 +310,40 @@ def register(app: FastAPI, state: State) -> None:
 
         return StreamResponse(lines(), NDJSON)
 
+    @app.head("/api/blobs/{digest}")
+    async def has_blob(digest: str):
+        path = _library(state).store.blob_path(_blob_digest(digest))
+        return Response(status_code=200 if await anyio.to_thread.run_sync(path.is_file) else 404)
+
+    @app.post("/api/blobs/{digest}")
+    async def upload_blob(digest: str, request: Request):
+        digest = _blob_digest(digest)
+        length = request.headers.get("content-length", "")
+        store = _library(state).store
+        upload = await anyio.to_thread.run_sync(store.upload, digest, int(length) if length.isdigit() else 0)
+        try:
+            pending: list[bytes] = []
+            async for chunk in request.stream():
+                pending.append(chunk)
+                if sum(map(len, pending)) >= UPLOAD_BATCH:
+                    await anyio.to_thread.run_sync(upload.write, b"".join(pending))
+                    pending = []
+            await anyio.to_thread.run_sync(upload.write, b"".join(pending))
+            await anyio.to_thread.run_sync(upload.finish)
+        finally:
+            await anyio.to_thread.run_sync(upload.__exit__, None, None, None)
+        return Response(status_code=201)
+
     @app.get("/api/ps")
     async def ps():
-        from ossy.chat.models import details as details_of
-
         out = []
         for m in state.engine.loaded():
             found = await anyio.to_thread.run_sync(state.library.find, m.name) if state.library else None
-            details = details_of(found) if found is not None else {}
-            out.append({"name": m.name, "model": m.name, "size": m.size, "digest": m.digest, "details": details,
+            model_details = details(found) if found is not None else {}
+            out.append({"name": m.name, "model": m.name, "size": m.size, "digest": m.digest, "details": model_details,
                         "expires_at": now_rfc3339(m.expires_at) if m.expires_at else "2318-01-01T00:00:00Z",
                         "size_vram": m.size_vram, "context_length": m.context_length})
-        return {"models": out}
-
-
-def _tools(tools) -> list[dict] | None:
-    if not tools:
-        return None
-    for i, tool in enumerate(tools):
-        fn = tool.get("function")
-        if tool.get("type", "function") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            raise RequestError("each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}",
-                               param=f"tools.{i}")
-    return tools
+        return {"models": out, "engine": state.engine.health()}
 
 
 def _library(state: State):
@@ -389,14 +415,22 @@ async def _run(state: State, model, req: ChatRequest, body, started: int, shape)
     return JSONResponse(out)
 
 
-def debug_render(state: State, model, req: ChatRequest, name: str) -> JSONResponse:
+async def debug_render(state: State, model, req: ChatRequest, name: str) -> JSONResponse:
     """`_debug_render_only`: the prompt as the model would see it, nothing generated."""
-    prompt = Turn(state.engine, model, req).build_prompt()
+    prompt = await anyio.to_thread.run_sync(Turn(state.engine, model, req).build_prompt)
     text = model.tokenizer.decode(prompt.ids)
     return JSONResponse({"model": name, "created_at": now_rfc3339(), "done": True, "done_reason": "stop",
                          "message": {"role": "assistant", "content": ""}, "response": "",
                          "_debug_info": {"rendered_template": text, "prompt_tokens": len(prompt.ids),
                                          "warnings": prompt.warnings}})
+
+
+def _check_context(context: list[int] | None, vocab_size: int) -> None:
+    """/api/generate's deprecated `context` (token ids of an earlier exchange) must be ids of this
+    model's vocabulary; ossy returns no `context`, so it is checked and not otherwise used."""
+    bad = next((i for i in context or () if not 0 <= i < vocab_size), None)
+    if bad is not None:
+        raise RequestError(f"context: token id {bad} is outside the vocabulary [0, {vocab_size})", param="context")
 
 
 async def _load_or_unload(state: State, model, body, started: int, empty: dict):
@@ -414,7 +448,6 @@ async def _load_or_unload(state: State, model, body, started: int, empty: dict):
 
 
 def _show(library, name: str, verbose: bool) -> dict:
-    from ossy.chat.models import capabilities, details
     from ossy.cli.models import modelfile_text, parameters_text
 
     model = library.get(name)
@@ -431,31 +464,37 @@ def _show(library, name: str, verbose: bool) -> dict:
     return out
 
 
-def _create(library, body: CreateBody) -> list[str]:
-    """/api/create from `from` (a model name, or a checkpoint directory on the server) plus
-    template/system/parameters/license/messages, as `ossy create` builds a Modelfile."""
-    from ossy.modelfile import Modelfile
-    from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
-    from ossy.store import Progress, create
+def _blob_digest(value: str) -> str:
+    digest = value.replace("-", ":", 1) if value.startswith("sha256-") else value
+    if not valid_digest(digest):
+        raise RequestError(f"invalid digest {value!r}: expected sha256:<64 hex digits>", param="digest")
+    return digest
 
+
+def _create(library, body: CreateBody, root: Path | None) -> list[str]:
+    """/api/create: `from` (a model name; a directory only below `root`) or `files` (uploaded
+    checkpoint blobs), plus template/system/parameters/license/messages, as `ossy create` builds
+    a Modelfile."""
     name = body.model or body.name
-    source = body.from_
     if not name:
         raise RequestError("model: field required", param="model")
-    if body.files or body.adapters:
-        raise RequestError("files and adapters are not supported: create FROM a checkpoint directory or a model",
-                           param="files")
+    target = parse_name(name)
+    if body.adapters:
+        raise RequestError("adapters are not supported: merge the adapter into the checkpoint first",
+                           param="adapters")
     if body.quantize:
         raise RequestError("quantize is not supported: gpt-oss checkpoints are already MXFP4", param="quantize")
-    if not source:
-        raise RequestError("from: field required", param="from")
+    if body.from_ and body.files:
+        raise RequestError("give from (a model) or files (an uploaded checkpoint), not both", param="files")
+    if not (body.from_ or body.files):
+        raise RequestError("from: field required (or files)", param="from")
     parameters = check_options(body.parameters, where="parameters")
     for key in list(parameters):
         if key not in PARAMETERS or key in DEPRECATED:
             parameters.pop(key)
     licenses = [body.license] if isinstance(body.license, str) else list(body.license or [])
     messages = [(m.role, m.content or "") for m in body.messages or []]
-    modelfile = Modelfile(from_=source, parameters=parameters, template=body.template, system=body.system,
+    modelfile = Modelfile(from_=body.from_ or "", parameters=parameters, template=body.template, system=body.system,
                           licenses=licenses, messages=messages)
     statuses: list[str] = []
 
@@ -463,7 +502,27 @@ def _create(library, body: CreateBody) -> list[str]:
         def status(self, text: str) -> None:
             statuses.append(text)
 
-    from pathlib import Path
-
-    create(library, name, modelfile, base_dir=Path.cwd(), progress=Collect())
+    if body.files:
+        create_from_blobs(library, target, modelfile, body.files, Collect())
+    else:
+        create_from(library, target, modelfile, _source(library, body.from_, root), Collect())
     return statuses
+
+
+def _source(library, value: str, root: Path | None):
+    """What `from` names over HTTP: a model, or a checkpoint directory below `root` when the
+    server allows one. The error is the same whether or not a path outside exists."""
+    try:
+        model = library.find(value)
+    except InvalidNameError:
+        model = None
+    if model is not None:
+        return model
+    if root is not None:
+        base = root.resolve()
+        path = (base / value).resolve()
+        if path.is_relative_to(base) and path.is_dir():
+            return path
+    where = f" or checkpoint directory below {root}" if root is not None else \
+        "; upload a checkpoint's files with POST /api/blobs/<digest> and name them in files"
+    raise NotFoundError(f"from: no model '{value}'{where}")

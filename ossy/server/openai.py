@@ -9,7 +9,9 @@ override the model's Modelfile PARAMETERs (#17744); `max_completion_tokens`, `n`
 (none/auto/required/named), `developer` messages are honoured; reasoning is returned as both
 `reasoning_content` and `reasoning`; several tool calls stream as deltas with their `index`.
 Extensions: `top_k`, `min_p`, `repeat_penalty` and an Ollama `options` object are read too.
-`reasoning_effort` "none"/"minimal" give "low": gpt-oss cannot turn reasoning off.
+`reasoning_effort` "none"/"minimal" give "low": gpt-oss cannot turn reasoning off; other values
+("max", "xhigh") are a 400, as OpenAI answers them. `/v1/completions` `logprobs` is 0..5, as
+OpenAI's. /v1/models adds `warnings` when manifests were skipped (`ossy.store.Listing`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_options
+from ossy.chat import (ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_options,
+                       check_tools)
 from ossy.chat.constraint import check_format
 from ossy.chat.prompt import think_level
 from ossy.errors import NotFoundError, OssyError
@@ -34,10 +37,12 @@ from ossy.server.state import State
 SSE = "text/event-stream"
 FINGERPRINT = "fp_ossy"
 MAX_N = 16
+MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")  # unknown fields are ignored, as OpenAI-compatible servers do
+    # unknown fields are ignored, as OpenAI-compatible servers do; known ones must have their type
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Message(_Body):
@@ -146,17 +151,6 @@ def tool_choice_of(choice, tools) -> str | None:
     return name
 
 
-def check_tools(tools, param: str = "tools") -> list[dict] | None:
-    if not tools:
-        return None
-    for i, tool in enumerate(tools):
-        fn = tool.get("function")
-        if tool.get("type", "function") != "function" or not isinstance(fn, dict) or not fn.get("name"):
-            raise RequestError("only function tools are supported: {\"type\": \"function\", \"function\": "
-                               "{\"name\": ...}}", param=f"{param}.{i}")
-    return tools
-
-
 def response_format_of(value, param: str = "response_format"):
     if not value or value.get("type") in (None, "text"):
         return None
@@ -171,14 +165,15 @@ def response_format_of(value, param: str = "response_format"):
     raise RequestError(f"{param}: unknown type {kind!r} (text, json_object or json_schema)", param=param)
 
 
+EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
 def effort_of(value, param: str = "reasoning_effort"):
     if value is None:
         return None
-    try:
-        return think_level(value)
-    except RequestError:
-        raise RequestError(f"{param} must be one of none, minimal, low, medium, high; not {value!r}",
-                           param=param) from None
+    if value not in EFFORTS:
+        raise RequestError(f"{param} must be one of {', '.join(EFFORTS)}; not {value!r}", param=param)
+    return think_level(value)
 
 
 def usage(results) -> dict:
@@ -267,6 +262,8 @@ def register(app: FastAPI, state: State) -> None:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await parse_body(request, ChatBody)
+        if not body.messages:
+            raise RequestError("messages must hold at least one message", param="messages")
         model = await state.resolve(body.model)
         tools = check_tools(body.tools)
         base = dict(messages=chat_messages(body.messages), tools=tools,
@@ -279,7 +276,7 @@ def register(app: FastAPI, state: State) -> None:
         if (body.model_extra or {}).get("_debug_render_only"):
             from ossy.server.native import debug_render
 
-            return debug_render(state, model, ChatRequest(**base), body.model)
+            return await debug_render(state, model, ChatRequest(**base), body.model)
         turns = await start_turns(state, model, lambda i: ChatRequest(**base, seed_offset=i), body.n)
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         if body.stream:
@@ -305,6 +302,8 @@ def register(app: FastAPI, state: State) -> None:
     @app.post("/v1/completions")
     async def completions(request: Request):
         body = await parse_body(request, CompletionBody)
+        if body.logprobs is not None and not 0 <= body.logprobs <= MAX_COMPLETION_LOGPROBS:
+            raise RequestError(f"logprobs must be between 0 and {MAX_COMPLETION_LOGPROBS}", param="logprobs")
         if body.suffix:
             raise RequestError("suffix is not supported by gpt-oss", param="suffix")
         prompt = body.prompt
@@ -314,7 +313,7 @@ def register(app: FastAPI, state: State) -> None:
             prompt = prompt[0]
         model = await state.resolve(body.model)
         base = dict(messages=[{"role": "user", "content": prompt}], options=options_of(body, body.max_tokens),
-                    logprobs=bool(body.logprobs), top_logprobs=min(body.logprobs or 0, 20), overflow="error")
+                    logprobs=bool(body.logprobs), top_logprobs=body.logprobs or 0, overflow="error")
         turns = await start_turns(state, model, lambda i: ChatRequest(**base, seed_offset=i), body.n)
         ident, created = f"cmpl-{secrets.token_hex(12)}", int(time.time())
 
@@ -349,9 +348,11 @@ def register(app: FastAPI, state: State) -> None:
 
     @app.get("/v1/models")
     async def models():
-        library = _library(state)
-        found = await anyio.to_thread.run_sync(library.models)
-        return {"object": "list", "data": [_model(m) for m in found]}
+        listing = await anyio.to_thread.run_sync(_library(state).listing)
+        out: dict[str, Any] = {"object": "list", "data": [_model(m) for m in listing.models]}
+        if listing.problems:
+            out["warnings"] = listing.problems
+        return out
 
     @app.get("/v1/models/{name:path}")
     async def model(name: str):

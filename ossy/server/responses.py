@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk
+from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, check_tools
 from ossy.errors import NotFoundError
 from ossy.server.http import StreamResponse, parse_body, sse
 from ossy.server.openai import (SSE, _Body, _stream_error, effort_of, options_of, response_format_of,
@@ -133,7 +133,7 @@ def chat_tools(tools) -> list[dict] | None:
             raise RequestError(f"tools.{i}: only function tools are supported", param=f"tools.{i}")
         out.append({"type": "function", "function": {"name": tool["name"], "description": tool.get("description") or "",
                                                      "parameters": tool.get("parameters")}})
-    return out
+    return check_tools(out)
 
 
 def _id(prefix: str) -> str:

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 
@@ -26,6 +27,7 @@ class State:
     engine: Engine
     resolver: ModelResolver
     library: Library | None = None  # /api/tags, show, create, copy, delete; None: those answer 501
+    create_root: Path | None = None  # OSSY_CREATE_ROOT: /api/create may read `from` directories below it
     responses: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)  # /v1/responses store
     started: float = field(default_factory=time.time)
     _ids: itertools.count = field(default_factory=itertools.count)
@@ -38,6 +40,7 @@ class State:
         """A started turn: prompt built and admitted by the engine, or the error raised now."""
         request.request_id = request.request_id or self.request_id()
         turn = Turn(self.engine, model, request)
+        await anyio.to_thread.run_sync(turn.build_prompt)  # tokenizing is CPU work: off the event loop
         await turn.start()
         return turn
 

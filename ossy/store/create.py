@@ -1,7 +1,9 @@
 """Building a stored model from a Modelfile (`ollama create`), and the Modelfile of a stored model.
 
 Owns: resolving FROM (a checkpoint directory, relative to the Modelfile's directory; a model
-name in either store; a GGUF file, refused for now), copying checkpoint files into blobs, the
+name in either store; a GGUF file, refused for now), a checkpoint given as uploaded blobs
+(`create_from_blobs`: /api/create's `files`), refusing a TEMPLATE that does not parse, copying
+checkpoint files into blobs, the
 gpt-oss defaults a bare checkpoint gets (`ossy.modelfile.gptoss_defaults`: the library
 TEMPLATE, `temperature 1`, the Apache-2.0 LICENSE), the layers each instruction makes and how
 they combine with a base model's (Ollama's rules: TEMPLATE, SYSTEM, MESSAGE and TOOLS replace,
@@ -21,15 +23,17 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 from ossy.errors import NotFoundError, OssyError
 from ossy.format import human_number
 from ossy.modelfile import Modelfile, gptoss_defaults
+from ossy.template import TemplateError, parse as parse_template
 from ossy.store import manifest as mt
 from ossy.store.manifest import Layer, Manifest
-from ossy.store.names import InvalidNameError, parse_name
-from ossy.store.store import Counter, Library, Model, Progress, Transaction
+from ossy.store.names import InvalidNameError, ModelName, parse_name
+from ossy.store.store import Counter, Library, Model, Progress, Transaction, disk_space, safe_relative
 
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".jinja")  # what a checkpoint directory keeps
 GGUF_MAGIC = b"GGUF"
@@ -42,8 +46,42 @@ def create(library: Library, name: str, modelfile: Modelfile, *, base_dir: Path,
     if modelfile.adapters:
         raise OssyError("ADAPTER is not supported yet: merge the adapter into the checkpoint first")
     source = _resolve_from(library, modelfile.from_, base_dir)
+    return create_from(library, target, modelfile, source, progress)
+
+
+def create_from_blobs(library: Library, target: ModelName, modelfile: Modelfile, files: dict,
+                      progress: Progress | None = None) -> Model:
+    """Store `target` from checkpoint files already uploaded as blobs: {file name: digest}."""
+    store = library.store
+    with tempfile.TemporaryDirectory(prefix="ossy-create-") as tmp:
+        for name, digest in files.items():
+            rel = safe_relative(name) if isinstance(name, str) else None
+            if rel is None or len(rel.parts) != 1:
+                raise OssyError(f"files: {name!r} is not a plain file name")
+            if rel.suffix == ".gguf":
+                raise OssyError(f"files: {name} is GGUF, which ossy cannot load yet; send a gpt-oss safetensors "
+                                f"checkpoint (config.json, *.safetensors, tokenizer.json)")
+            if rel.suffix not in CHECKPOINT_SUFFIXES:
+                raise OssyError(f"files: {name} is not part of a checkpoint (expected "
+                                f"{', '.join(CHECKPOINT_SUFFIXES)} files)")
+            if not (isinstance(digest, str) and mt.valid_digest(digest)) or not store.blob_path(digest).is_file():
+                raise OssyError(f"files: blob {digest!r} for {name} not found; upload it first with "
+                                f"POST /api/blobs/{digest}")
+            link = Path(tmp) / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(store.blob_path(digest).resolve())
+        return create_from(library, target, modelfile, Path(tmp), progress)
+
+
+def create_from(library: Library, target: ModelName, modelfile: Modelfile, source: Path | Model,
+                progress: Progress | None = None) -> Model:
+    """Store `target` from a resolved FROM: a checkpoint directory or a stored model."""
+    progress = progress or Progress()
+    check_template(modelfile.template)
     progress.status("gathering model components")
-    with library.store.transaction() as tx:
+    needed = _checkpoint_bytes(source) if isinstance(source, Path) else \
+        (source.size if source.store is not library.store else 0)
+    with disk_space(library.store, f"model '{target}'", needed), library.store.transaction() as tx:
         if isinstance(source, Path):
             weights, config = _checkpoint_layers(tx, source, progress)
             metadata = _metadata(tx, modelfile.with_defaults(gptoss_defaults()), [], progress)
@@ -83,13 +121,31 @@ def _resolve_from(library: Library, value: str, base_dir: Path) -> Path | Model:
     return model
 
 
+def _checkpoint_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix in CHECKPOINT_SUFFIXES and p.is_file() and not p.name.startswith("."))
+
+
+def _checkpoint_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in _checkpoint_files(directory))
+
+
+def check_template(template: str | None) -> None:
+    """A TEMPLATE that does not parse is refused when the model is created, not at every chat."""
+    if template is None:
+        return
+    try:
+        parse_template(template)
+    except TemplateError as e:
+        raise OssyError(f"TEMPLATE does not parse: {e}") from None
+
+
 def _checkpoint_layers(tx: Transaction, directory: Path, progress: Progress) -> tuple[list[Layer], dict]:
     """Copy a checkpoint's files into blobs (one layer each) and describe it in a config."""
     from ossy.model.weights import Checkpoint
 
     checkpoint = Checkpoint.open(directory)  # refuses what is not a valid gpt-oss checkpoint
-    files = sorted(p for p in checkpoint.path.iterdir()
-                   if p.suffix in CHECKPOINT_SUFFIXES and p.is_file() and not p.name.startswith("."))
+    files = _checkpoint_files(checkpoint.path)
     counter = Counter(progress, "copying model files", sum(p.stat().st_size for p in files))
     layers = [Layer(mt.CHECKPOINT_FILE, *_copy_file(tx, p, counter), name=p.name) for p in files]
     return layers, _checkpoint_config(checkpoint)

@@ -50,8 +50,12 @@ class TempFile:
         return self.path
 
     def discard(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self._file.close()  # may fail again flushing its buffer on a full disk
+        except OSError:
+            pass
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 def publish(temp: Path, final: Path, *, replace: bool = True) -> None:
@@ -87,13 +91,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(directory: Path) -> None:
-    """Delete temp files and directories below `directory` whose writer is no longer running."""
+def remove_stale_temps(directory: Path, *, all_stale: bool = False) -> None:
+    """Delete temp files and directories below `directory` whose writer is no longer running;
+    every one with `all_stale` (the caller holds the store lock alone, so no writer runs: a
+    process id reused since a writer was killed does not keep its leftovers)."""
     if not directory.is_dir():
         return
     for entry in list(directory.rglob(TEMP_PREFIX + "*")):
         pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if all_stale or (pid.isdigit() and not _pid_alive(int(pid))):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:

@@ -46,6 +46,10 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def valid_digest(digest: str) -> bool:
+    return bool(_DIGEST.fullmatch(digest))
+
+
 @dataclass(frozen=True)
 class Layer:
     media_type: str
@@ -66,7 +70,7 @@ class Layer:
     @classmethod
     def from_dict(cls, d: dict) -> "Layer":
         digest = d["digest"]
-        if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+        if not (isinstance(digest, str) and valid_digest(digest)):
             raise ValueError(f"bad digest {digest!r}")
         return cls(str(d["mediaType"]), digest, int(d["size"]), d.get("name"))
 

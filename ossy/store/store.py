@@ -9,7 +9,9 @@ Does not own: turning a Modelfile into layers (`ossy.store.create`) or any outpu
 
 Safety: blobs are written under a temp name and renamed once complete and fsynced; a manifest
 is written the same way and only after all its blobs, so an interrupted write leaves the store
-as it was (plus a temp file that `gc` removes once its writer is dead). Writers hold the store
+as it was (plus a temp file that `gc`, `sweep` or the next write removes once its writer is
+dead). A full disk is a `NoSpaceError` (507) naming what was being written, how much it needed
+and how much is free; the transaction then leaves nothing behind. Writers hold the store
 lock shared; `gc` runs only when it can take the lock alone, so it never deletes a blob that a
 create in progress has written but not yet named in a manifest.
 
@@ -17,30 +19,78 @@ Runnable directories: `checkpoint_dir(model)` materialises `checkpoints/<key>/` 
 relative symlink per checkpoint file into `blobs/` (key = hash of the (name, digest) list, so
 models sharing weights share the directory). It is built in a temp directory and renamed into
 place, and `gc` removes the ones no manifest needs.
+
+Integrity: every blob ossy writes is hashed as it is written (a copy, an upload) or before it is
+named (a hard link from the Ollama store), and its size and mtime are then recorded in
+`verified/sha256-<hex>`. `check_blobs` (run before a model's checkpoint is handed to the loader)
+re-hashes any blob whose size or mtime differs from its record, or that has none, and refuses a
+blob whose content no longer matches its digest; `verify` re-hashes all of a model's blobs.
+Small blobs (config, template, params...) are checked on every read. Listings skip a corrupt
+manifest (or one whose config blob is unreadable), log it and report it (`Listing.problems`);
+`Library.remove` still removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from ossy.errors import NotFoundError, OssyError
+from ossy.errors import NoSpaceError, NotFoundError, OssyError
+from ossy.format import human_bytes
 from ossy.store import manifest as mt
 from ossy.store.files import StoreLock, TempFile, atomic_write, publish, remove_stale_temps, temp_name
 from ossy.store.manifest import Layer, Manifest
 from ossy.store.names import ModelName, name_from_path, parse_name
 
 CHUNK = 1 << 22
+SMALL_BLOB = 1 << 20  # blobs up to this size are re-hashed on every read
+log = logging.getLogger("ossy.store")
 
 
 class ReadOnlyError(OssyError):
     """A write to the Ollama store, which ossy only reads."""
+
+
+class CorruptError(OssyError):
+    """A blob whose content no longer matches its digest: the store is damaged, not the request."""
+
+    http_status = 500
+
+
+@contextlib.contextmanager
+def disk_space(store: "Store", what: str, needed: int):
+    """Turn a full disk while writing `what` (about `needed` bytes) into one `NoSpaceError`."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        try:
+            free = shutil.disk_usage(store.root).free
+        except OSError:
+            free = 0
+        raise NoSpaceError(f"no space left on device writing {what} (needs {human_bytes(needed)}, "
+                           f"{human_bytes(free)} free)") from None
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """("sha256:<hex>", size) of a file's content."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256:" + h.hexdigest(), size
 
 
 class Progress:
@@ -155,10 +205,66 @@ class Store:
         return path.is_file() and path.stat().st_size == layer.size
 
     def read_blob(self, layer: Layer) -> bytes:
+        """A small blob's bytes, checked against its digest."""
         try:
-            return self.blob_path(layer.digest).read_bytes()
+            data = self.blob_path(layer.digest).read_bytes()
         except FileNotFoundError:
             raise OssyError(f"{self.root}: blob {layer.digest} is missing (the store is damaged)") from None
+        if len(data) <= SMALL_BLOB and mt.digest_of(data) != layer.digest:
+            raise CorruptError(f"{self.root}: blob {layer.digest} is corrupt (its content does not match "
+                               f"its digest)")
+        return data
+
+    # -- integrity -----------------------------------------------------------------------------
+    def _record_path(self, digest: str) -> Path:
+        return self.root / "verified" / self.blob_path(digest).name
+
+    def record_verified(self, digest: str) -> None:
+        """Note the blob's size and mtime now that its content is known to match `digest`."""
+        if self.read_only:
+            return
+        try:
+            with StoreLock(self.root).shared():  # its temp file must not be swept meanwhile
+                st = self.blob_path(digest).stat()
+                atomic_write(self._record_path(digest), f"{st.st_size} {st.st_mtime_ns}\n".encode())
+        except OSError as e:  # only a cache of work done: a later check hashes again
+            log.warning("could not record that blob %s was verified: %s", digest, e)
+
+    def _unchanged(self, digest: str) -> bool:
+        try:
+            size, mtime = self._record_path(digest).read_text().split()
+            st = self.blob_path(digest).stat()
+        except (OSError, ValueError):
+            return False
+        return (st.st_size, st.st_mtime_ns) == (int(size), int(mtime))
+
+    def blob_problem(self, layer: Layer) -> str | None:
+        """Re-hash the blob of `layer`: None if it matches, else what is wrong."""
+        path = self.blob_path(layer.digest)
+        try:
+            digest, size = hash_file(path)
+        except FileNotFoundError:
+            return "is missing"
+        if (digest, size) != (layer.digest, layer.size):
+            return "is corrupt (its content does not match its digest)"
+        self.record_verified(layer.digest)
+        return None
+
+    def check_blobs(self, model: "Model", layers) -> None:
+        """Refuse `model` if one of `layers` changed (size or mtime) since it was verified and
+        no longer matches its digest."""
+        for layer in layers:
+            if self._unchanged(layer.digest):
+                continue
+            problem = self.blob_problem(layer)
+            if problem is not None:
+                raise CorruptError(f"blob {layer.digest} of {model.name} {problem}; re-create or re-pull it")
+
+    def verify(self, model: "Model") -> list[str]:
+        """Re-hash every blob of `model`; what is wrong with each bad one ("sha256:… is corrupt")."""
+        layers = {layer.digest: layer for layer in (model.manifest.config, *model.manifest.layers)}
+        return [f"blob {digest} {problem}" for digest, layer in layers.items()
+                if (problem := self.blob_problem(layer)) is not None]
 
     def get(self, name: ModelName) -> Model | None:
         path = self.manifests / name.path
@@ -178,7 +284,24 @@ class Store:
         return sorted(n for n in found if n is not None and (self.manifests / n.path).is_file())
 
     def models(self) -> list[Model]:
-        return [m for m in map(self.get, self.names()) if m is not None]
+        return self.scan().models
+
+    def scan(self) -> "Listing":
+        """The stored models; a manifest that cannot be read (or whose config cannot) is left
+        out, logged and named in `problems`."""
+        listing = Listing()
+        for name in self.names():
+            try:
+                model = self.get(name)
+                if model is not None:
+                    model.config  # noqa: B018 - read now: a listing shows details from it
+                    listing.models.append(model)
+            except OssyError as e:
+                problem = f"skipped {name}: {e}; remove it with 'ossy rm {name}'" if not self.read_only else \
+                    f"skipped {name} (Ollama store): {e}"
+                log.warning("%s", problem)
+                listing.problems.append(problem)
+        return listing
 
     # -- writing -------------------------------------------------------------------------------
     def _writable(self) -> None:
@@ -188,6 +311,9 @@ class Store:
     def transaction(self) -> "Transaction":
         self._writable()
         return Transaction(self)
+
+    def has_manifest(self, name: ModelName) -> bool:
+        return (self.manifests / name.path).is_file()
 
     def delete_manifest(self, name: ModelName) -> None:
         self._writable()
@@ -208,6 +334,7 @@ class Store:
                             + (" (its weights are GGUF, which ossy cannot load yet)"
                                if model.manifest.of_type(mt.GGUF) else ""))
         self._writable()
+        self.check_blobs(model, files)
         final = self.checkpoints / checkpoint_key(files)
         if final.is_dir():
             return final
@@ -237,6 +364,40 @@ class Store:
         link.symlink_to(os.path.relpath(self.blob_path(layer.digest), link.parent))
 
     # -- garbage collection --------------------------------------------------------------------
+    def _remove_temps(self) -> None:
+        """With the lock held alone: no writer runs, so every temp file is a dead one's."""
+        for directory in (self.blobs, self.manifests, self.checkpoints, self.root / "verified"):
+            remove_stale_temps(directory, all_stale=True)
+
+    def _recent_uploads(self) -> set[str]:
+        """Digests uploaded less than UPLOAD_GRACE ago; older upload markers are removed."""
+        recent, now = set(), time.time()
+        uploads = self.root / "uploads"
+        for marker in uploads.glob("sha256-*") if uploads.is_dir() else ():
+            try:
+                fresh = now - marker.stat().st_mtime < UPLOAD_GRACE
+            except OSError:
+                continue
+            if fresh:
+                recent.add(marker.name.replace("-", ":", 1))
+            else:
+                marker.unlink(missing_ok=True)
+        return recent
+
+    def upload(self, digest: str, expected: int = 0) -> Upload:
+        """Receive the blob `digest` in pieces (`Upload`)."""
+        return Upload(self, digest, expected)
+
+    def sweep(self) -> None:
+        """Remove what killed writers left behind (`ossy serve` does this when it starts);
+        skipped while a writer runs."""
+        if self.read_only:
+            return
+        lock = StoreLock(self.root)
+        if lock.try_exclusive():
+            with lock:
+                self._remove_temps()
+
     def gc(self) -> None:
         """Remove blobs and checkpoint directories that no manifest uses, and dead writers'
         temp files. Skipped (until next time) while any writer holds the lock."""
@@ -246,20 +407,82 @@ class Store:
         if not lock.try_exclusive():
             return
         with lock:
-            for directory in (self.blobs, self.manifests, self.checkpoints):
-                remove_stale_temps(directory)
-            try:
-                manifests = [m.manifest for m in self.models()]
-            except OssyError:
+            self._remove_temps()
+            listing = self.scan()
+            if listing.problems:
                 return  # a corrupt manifest: we cannot tell what it uses, so delete nothing
-            used = {layer.digest for m in manifests for layer in (m.config, *m.layers)}
+            manifests = [m.manifest for m in listing.models]
+            used = {layer.digest for m in manifests for layer in (m.config, *m.layers)} | self._recent_uploads()
             for blob in self.blobs.glob("sha256-*") if self.blobs.is_dir() else ():
                 if blob.name.replace("-", ":", 1) not in used:
                     blob.unlink(missing_ok=True)
+            records = self.root / "verified"
+            for record in records.glob("sha256-*") if records.is_dir() else ():
+                if not (self.blobs / record.name).exists():
+                    record.unlink(missing_ok=True)
             keys = {checkpoint_key(m.of_type(mt.CHECKPOINT_FILE)) for m in manifests}
             for directory in self.checkpoints.iterdir() if self.checkpoints.is_dir() else ():
                 if directory.name not in keys and not directory.name.startswith("."):
                     shutil.rmtree(directory, ignore_errors=True)
+
+
+class Upload:
+    """A blob arriving in pieces (POST /api/blobs/DIGEST): hashed as it is written under a temp
+    name, and named only when `finish` finds it matches `digest`. A context manager holding the
+    store lock shared; leaving it unfinished discards the bytes. Uploaded blobs no manifest uses
+    yet are kept by `gc` for `UPLOAD_GRACE` seconds, for the create that names them."""
+
+    def __init__(self, store: "Store", digest: str, expected: int = 0) -> None:
+        store._writable()
+        self.store, self.digest, self.expected = store, digest, expected
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._lock = StoreLock(store.root).shared()
+        try:
+            self._tmp: TempFile | None = TempFile(store.blobs)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __enter__(self) -> "Upload":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tmp is not None:
+            self._tmp.discard()
+        self._lock.release()
+
+    def _space(self):
+        return disk_space(self.store, f"blob {self.digest}", max(self.expected, self.size))
+
+    def write(self, data: bytes) -> None:
+        with self._space():
+            self._tmp.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def finish(self) -> None:
+        """Name the blob, or raise: the bytes do not hash to `digest` (a 400), the disk is full."""
+        got = "sha256:" + self._hash.hexdigest()
+        if got != self.digest:
+            raise OssyError(f"digest mismatch: the uploaded bytes hash to {got}, not {self.digest}")
+        with self._space():
+            self._tmp.finish()
+        path, self._tmp = self._tmp.path, None
+        publish(path, self.store.blob_path(self.digest), replace=False)
+        self.store.record_verified(self.digest)
+        marker = self.store.root / "uploads" / self.store.blob_path(self.digest).name
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+
+UPLOAD_GRACE = 24 * 3600.0  # seconds an uploaded blob waits for the create that names it
+
+
+@dataclass
+class Listing:
+    models: list[Model] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # manifests left out, and why
 
 
 class Transaction:
@@ -342,9 +565,11 @@ class Transaction:
                 digest, _ = self.put_stream(f, counter)
             if digest != layer.digest:
                 self._staged.pop(digest).unlink()
-                raise OssyError(f"{src}: content does not match its digest {layer.digest}") from None
+                raise CorruptError(f"{src}: content does not match its digest {layer.digest}") from None
             return
         self._staged[layer.digest] = link
+        if hash_file(link)[0] != layer.digest:  # a link names the bytes as they are: check them first
+            raise CorruptError(f"{src}: content does not match its digest {layer.digest}")
         counter.advance(layer.size)
 
     def commit(self, name: ModelName, data: bytes) -> Model:
@@ -357,6 +582,7 @@ class Transaction:
         for layer in layers:
             if layer.digest in self._staged:
                 publish(self._staged.pop(layer.digest), self.store.blob_path(layer.digest), replace=False)
+                self.store.record_verified(layer.digest)
         self._replaced = self._replaced or self.store.get(name) is not None
         atomic_write(self.store.manifests / name.path, data)
         model = self.store.get(name)
@@ -436,8 +662,17 @@ class Library:
         return model
 
     def models(self) -> list[Model]:
+        return self.listing().models
+
+    def listing(self) -> Listing:
+        """Every readable model of both stores, and the manifests left out (`Store.scan`)."""
         self._offer_bundled()
-        return [m for store in self.stores for m in store.models()]
+        listing = Listing()
+        for store in self.stores:
+            found = store.scan()
+            listing.models += found.models
+            listing.problems += found.problems
+        return listing
 
     def bring(self, model: Model, tx: Transaction, progress: Progress) -> None:
         """Stage in `tx` every blob of `model` that the ossy store lacks (adopting Ollama's)."""
@@ -457,9 +692,10 @@ class Library:
             return tx.commit(target, model.raw)
 
     def remove(self, name: str) -> None:
+        """Remove a model of the ossy store, also one whose manifest is corrupt."""
         parsed = parse_name(name)
-        if self.store.get(parsed) is None:
-            if self.ollama and self.ollama.get(parsed) is not None:
+        if not self.store.has_manifest(parsed):
+            if self.ollama and self.ollama.has_manifest(parsed):
                 raise ReadOnlyError(f"model '{name}' is in the Ollama store ({self.ollama.root}), which ossy "
                                     f"only reads; remove it with 'ollama rm {name}'")
             raise NotFoundError(f"model '{name}' not found")

@@ -8,6 +8,7 @@ streaming detokenisation (`ossy.tokenizer.stream`), or what any special token me
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 from ossy.errors import OssyError
@@ -102,6 +103,19 @@ class Tokenizer:
         if skip_special:
             ids = [i for i in ids if i not in self._special_ids]
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    @functools.cached_property
+    def longest_token(self) -> int:
+        """Bytes of the longest token (special tokens' names included): a text of n bytes is at
+        least n / longest_token tokens, whatever it says."""
+        longest = max((len(name.encode()) for name in self._special), default=1)
+        for i in range(self.vocab_size):
+            if i not in self._special_ids:
+                try:
+                    longest = max(longest, len(self._backend.decode_bytes([i])))
+                except TokenizerError:  # a hole in the id space
+                    continue
+        return longest
 
     def token_id(self, name: str) -> int:
         """Id of a special token, or of a string that is exactly one regular token."""
