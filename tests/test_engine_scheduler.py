@@ -335,3 +335,80 @@ def test_long_prompts_prefill_in_chunks(ref, alone, monkeypatch):
 
     tokens, finished = run(main())
     assert tokens == alone.generate(PROMPTS[7], max_new_tokens=6) and finished.stats.prompt_eval_count == 17
+
+
+def test_keep_alive_of_ten_years_or_more_is_forever_and_the_worker_lives(ref):
+    from ossy.duration import parse_duration
+
+    async def main():
+        e = engine()
+        try:
+            for text in ("100000000h", 1e10, "9999999999999h", -5):
+                await e.load(ref, keep_alive=parse_duration(text))
+                assert e.loaded()[0].expires_at is None
+            await e.load(ref, keep_alive=1e9)  # just under ten years: a real expiry, far away
+            far = e.loaded()[0].expires_at
+            return far, await generate(e, request(ref, PROMPTS[0], 3)), e.health()
+        finally:
+            await e.close()
+
+    far, (tokens, finished), health = run(main())
+    assert far - time.time() > 3e8 and len(tokens) == 3 and finished.reason == "length"
+    assert health == {"status": "ok", "restarts": 0, "last_error": None}
+
+
+def test_num_predict_0_reads_the_prompt_and_generates_nothing(ref):
+    async def main():
+        e = engine()
+        try:
+            return await generate(e, request(ref, PROMPTS[2], 0)), e.counters()
+        finally:
+            await e.close()
+
+    (tokens, finished), counters = run(main())
+    assert tokens == [] and finished.reason == "length" and counters["prefill_tokens"] == len(PROMPTS[2])
+
+
+def test_a_dead_worker_fails_requests_at_once_and_is_restarted(ref, alone, monkeypatch):
+    from ossy.engine import scheduler
+    from ossy.errors import UnavailableError
+
+    monkeypatch.setattr(scheduler, "RESTART_DELAY", 0.5)
+    gate = Gate(at=2)
+
+    async def main():
+        e = engine(num_parallel=1)
+        try:
+            running = await e.submit(request(ref, PROMPTS[0], 50, constraint=gate))
+            await asyncio.to_thread(gate.entered.wait, 10)
+            waiting = asyncio.create_task(e.submit(request(ref, PROMPTS[1], 4)))
+            await asyncio.sleep(0.05)
+            original = e._step
+
+            def broken():
+                e._step = original
+                raise RuntimeError("a bug in the worker")
+
+            e._step = broken  # the next loop iteration dies (what once an OverflowError did)
+            gate.open.set()
+            with pytest.raises(UnavailableError, match="a bug in the worker"):
+                await collect(running)
+            with pytest.raises(UnavailableError):
+                await waiting
+            down = e.health()
+            with pytest.raises(UnavailableError, match="restarting") as refused:
+                await e.submit(request(ref, PROMPTS[2], 4))
+            for _ in range(100):  # replaced after RESTART_DELAY
+                if e.health()["status"] == "ok":
+                    break
+                await asyncio.sleep(0.05)
+            return down, refused.value, await generate(e, request(ref, PROMPTS[2], 4)), e.health()
+        finally:
+            gate.open.set()
+            await e.close()
+
+    down, refused, (tokens, _), health = run(main())
+    assert down["status"] == "down" and "a bug in the worker" in down["last_error"] and down["restarts"] == 1
+    assert refused.http_status == 503
+    assert tokens == alone.generate(PROMPTS[2], max_new_tokens=4)
+    assert health == {"status": "ok", "restarts": 1, "last_error": "RuntimeError: a bug in the worker"}

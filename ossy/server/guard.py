@@ -47,7 +47,7 @@ BLOBS = "/api/blobs/"
 
 def origin_pattern(origins) -> re.Pattern:
     """One regex for a list of origin patterns; `*` matches any run of characters but '/'."""
-    parts = [re.escape(o.strip().rstrip("/")).replace(r"\*", "[^/]*") for o in origins if o.strip()]
+    parts = [re.escape(o.strip()).replace(r"\*", "[^/]*") for o in origins if o.strip()]
     return re.compile("|".join(f"(?:{p})" for p in parts) or "(?!)", re.IGNORECASE)
 
 
@@ -113,7 +113,7 @@ class Guard:
             return ForbiddenError(f"host {host!r} is not allowed: this server answers local names only "
                                   f"(a guard against DNS rebinding)")
         origin = headers.get("origin")
-        if origin is None or self.allowed.fullmatch(origin.rstrip("/")):
+        if origin is None or self.allowed.fullmatch(origin):
             return None
         scheme = "https" if scope.get("scheme") == "https" else "http"
         if origin.lower() == f"{scheme}://{host}".lower() and local_host(_host_name(host)):

@@ -646,14 +646,26 @@ class Library:
 
         return install(self, name, self.bundled[name])
 
-    def _offer_bundled(self) -> None:
+    def _offer_bundled(self) -> list[str]:
+        """Create the bundled models a listing has not shown yet; what kept one out (a full
+        disk...) is returned, and it is offered again next time."""
         marker = self.store.root / self.OFFERED
         offered = set(marker.read_text().split()) if marker.is_file() else set()
-        new = [name for name in self.bundled if str(name) not in offered]
-        for name in new:
-            self.find(name)
+        new, problems = [], []
+        for name in self.bundled:
+            if str(name) in offered:
+                continue
+            try:
+                self.find(name)
+                new.append(str(name))
+            except OssyError as e:
+                problems.append(f"the bundled model {name} could not be created: {e}")
         if new:
-            atomic_write(marker, "".join(f"{name}\n" for name in sorted({*offered, *map(str, new)})).encode())
+            try:
+                atomic_write(marker, "".join(f"{name}\n" for name in sorted({*offered, *new})).encode())
+            except OSError as e:  # only a note of what was shown: it is shown again next time
+                log.warning("could not write %s: %s", marker, e)
+        return problems
 
     def get(self, name: str | ModelName) -> Model:
         model = self.find(name)
@@ -666,8 +678,7 @@ class Library:
 
     def listing(self) -> Listing:
         """Every readable model of both stores, and the manifests left out (`Store.scan`)."""
-        self._offer_bundled()
-        listing = Listing()
+        listing = Listing(problems=self._offer_bundled())
         for store in self.stores:
             found = store.scan()
             listing.models += found.models
