@@ -193,3 +193,33 @@ def test_streamed_tool_arguments_complete_to_the_repaired_object():
         final = repair_arguments(raw)[0]
         tail = json_completion(sent, raw, final)
         assert tail is not None and _json.loads(sent + tail) == _json.loads(final), raw
+
+
+def test_a_prompt_that_cannot_fit_is_refused_or_dropped_without_tokenizing_it():
+    from ossy.chat import prompt as prompting
+
+    class Counting:
+        """The real tokenizer, remembering the longest text it was asked to encode."""
+
+        def __init__(self, inner):
+            self.inner, self.longest = inner, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def encode(self, text, **kw):
+            self.longest = max(self.longest, len(text))
+            return self.inner.encode(text, **kw)
+
+    tok = Counting(tokenizer())
+    huge = "word " * 200_000  # 1 MB: at least 1e6 / 128 tokens, whatever it says
+    resolved = ResolvedModel(ref=ModelRef("tiny:latest", "d" * 64, None, 4096), tokenizer=tok)
+    with pytest.raises(ContextOverflowError, match="at least"):
+        prompting.build(resolved, [{"role": "user", "content": huge}], num_ctx=4096)
+    kept = prompting.build(resolved, [{"role": "user", "content": huge}, {"role": "assistant", "content": "ok"},
+                                      {"role": "user", "content": "Hi"}], num_ctx=4096)
+    assert kept.warnings[0]["code"] == "truncated" and "Hi" in tok.decode(kept.ids)
+    assert tok.longest < 10_000  # the huge message was never tokenized
+    with pytest.raises(ContextOverflowError) as e:  # under the bound: tokenized, then refused by its real length
+        prompting.build(resolved, [{"role": "user", "content": "word " * 5000}], num_ctx=4096)
+    assert "at least" not in str(e.value) and tok.longest >= 25_000

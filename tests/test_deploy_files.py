@@ -19,7 +19,7 @@ ENDPOINTS = {
     ("POST", "/api/chat"), ("POST", "/api/generate"), ("GET", "/api/tags"), ("POST", "/api/show"),
     ("POST", "/api/create"), ("POST", "/api/copy"), ("DELETE", "/api/delete"), ("GET", "/api/ps"),
     ("GET", "/api/version"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("GET", "/v1/models"),
-    ("POST", "/v1/responses"),
+    ("POST", "/v1/responses"), ("GET", "/health"),
 }
 
 
