@@ -7,8 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -31,6 +34,18 @@ def make_checkpoint(path: Path, *, vocab_size: int = 101, seed: int = 0) -> Path
     tensors = {name: torch.randn(shape, generator=gen) * 0.1
                for name, shape in tensor_shapes(config, mxfp4=False).items()}
     return save_checkpoint(path, config, tensors, mxfp4=True)
+
+
+def greedy_tiny_library(root: Path):
+    """A `Library` in `root` holding `tiny`: a random checkpoint with the gpt-oss vocabulary size
+    (so the real o200k tokenizer's ids fit), `PARAMETER temperature 0`."""
+    from ossy.modelfile import parse
+    from ossy.store import Library, Store, create
+
+    checkpoint = make_checkpoint(root / "ckpt", vocab_size=201088)
+    library = Library(Store(root / "models"))
+    create(library, "tiny", parse(f"FROM {checkpoint}\nPARAMETER temperature 0\n"), base_dir=root)
+    return library
 
 
 def _blob(root: Path, data: bytes) -> dict:
@@ -87,3 +102,38 @@ def snapshot(models: Path) -> dict[str, bytes]:
     return {str(p.relative_to(models)): p.read_bytes()
             for sub in ("blobs", "manifests") if (models / sub).is_dir()
             for p in sorted((models / sub).rglob("*")) if p.is_file() and not p.name.startswith(".tmp-")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    """Poll `url`/api/version until the `ossy serve` subprocess `proc` answers."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url + "/api/version", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"ossy serve did not start: {proc.stderr.read() if proc.poll() is not None else 'timeout'}")
+        time.sleep(0.1)
+
+
+def kill_create_halfway(env: dict[str, str], name: str, modelfile: Path, blobs: Path) -> int:
+    """Start `ossy create NAME -f MODELFILE` and SIGKILL it once it writes a blob; its pid."""
+    proc = subprocess.Popen(ossy_command("create", name, "-f", str(modelfile)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(blobs.glob(".tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the create finished before it could be killed"
+    assert list(blobs.glob(f".tmp-{proc.pid}-*"))  # it was writing a blob
+    return proc.pid

@@ -9,9 +9,7 @@ import hashlib
 import io
 import os
 import re
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,8 @@ from ossy.cli.models import _Printer, parameters_text
 from ossy.store import Library, Store
 from ossy.store import manifest as mt
 from ossy.modelfile import parse
-from store_util import OLLAMA_LICENSE, OLLAMA_TEMPLATE, env_for, fake_ollama_store, make_checkpoint, ossy_command, run_ossy, snapshot
+from store_util import (OLLAMA_LICENSE, OLLAMA_TEMPLATE, env_for, fake_ollama_store, kill_create_halfway, make_checkpoint,
+                        ossy_command, run_ossy, snapshot)
 
 
 @pytest.fixture(scope="module")
@@ -144,14 +143,7 @@ def test_a_create_killed_half_way_leaves_the_store_as_it_was(env, checkpoint, tm
     before = snapshot(lib.store.root)
     big = make_checkpoint(tmp_path / "big", vocab_size=300_000, seed=1)  # ~150 MB to copy
     (tmp_path / "Modelfile").write_text(f"FROM {big}\n")
-    proc = subprocess.Popen(ossy_command("create", "lost", "-f", str(tmp_path / "Modelfile")), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(lib.store.blobs.glob(".tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the create finished before it could be killed"
-    assert list(lib.store.blobs.glob(f".tmp-{proc.pid}-*"))  # it was writing a blob
+    kill_create_halfway(env, "lost", tmp_path / "Modelfile", lib.store.blobs)
     assert snapshot(lib.store.root) == before
     assert [str(m.name) for m in lib.models() if not m.store.read_only] == ["kept:latest"]
     lib.store.gc()  # the writer is dead: its temp files go

@@ -18,10 +18,8 @@ import pytest
 
 from ossy.chat.models import StoreResolver
 from ossy.config import settings
-from ossy.modelfile import parse
 from ossy.server import create_app
-from ossy.store import Library, Store, create
-from store_util import make_checkpoint
+from store_util import greedy_tiny_library
 from stub_engine import RunningServer, tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -34,9 +32,7 @@ def server(tmp_path_factory):
     from ossy.engine import LocalEngine
 
     root = tmp_path_factory.mktemp("hostile")
-    checkpoint = make_checkpoint(root / "ckpt", vocab_size=201088)
-    library = Library(Store(root / "models"))
-    create(library, "tiny", parse(f"FROM {checkpoint}\nPARAMETER temperature 0\n"), base_dir=root)
+    library = greedy_tiny_library(root)
     s = settings({"OSSY_HOME": str(root / "home"), "OSSY_MAX_BODY": str(MAX_BODY)})
     engine = LocalEngine(dtype="float32", num_parallel=2, max_queue=8)
     app = create_app(engine, StoreResolver(library, lambda directory: tokenizer()), library, settings=s)

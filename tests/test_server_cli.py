@@ -5,20 +5,12 @@ tokenizer, which the lead's tiny-model tests wire)."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import time
 
 import httpx
 import ollama
 
-from store_util import env_for, make_checkpoint, ossy_command, run_ossy
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from store_util import env_for, free_port, make_checkpoint, ossy_command, run_ossy, wait_until_serving
 
 
 def test_ossy_serve_subprocess(tmp_path):
@@ -31,15 +23,7 @@ def test_ossy_serve_subprocess(tmp_path):
     proc = subprocess.Popen(ossy_command("serve"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 45
-        while True:
-            try:
-                if httpx.get(url + "/api/version", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
-            time.sleep(0.2)
+        wait_until_serving(url, proc)
         client = ollama.Client(host=url)
         assert [m.model for m in client.list().models] == ["nano:latest", "tiny:latest"]  # nano: bundled, listed on a fresh store
         assert client.ps().models == []

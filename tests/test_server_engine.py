@@ -14,10 +14,8 @@ import openai
 import pytest
 
 from ossy.chat.models import StoreResolver
-from ossy.modelfile import parse
 from ossy.server import create_app
-from ossy.store import Library, Store, create
-from store_util import make_checkpoint
+from store_util import greedy_tiny_library
 from stub_engine import RunningServer, tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
@@ -25,11 +23,7 @@ HI = [{"role": "user", "content": "Hi"}]
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    root = tmp_path_factory.mktemp("engine")
-    checkpoint = make_checkpoint(root / "ckpt", vocab_size=201088)
-    library = Library(Store(root / "models"))
-    create(library, "tiny", parse(f"FROM {checkpoint}\nPARAMETER temperature 0\n"), base_dir=root)
-    return library
+    return greedy_tiny_library(tmp_path_factory.mktemp("engine"))
 
 
 @contextlib.contextmanager

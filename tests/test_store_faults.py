@@ -9,9 +9,7 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -25,7 +23,8 @@ from ossy.modelfile import parse
 from ossy.server import create_app
 from ossy.store import Library, Store, create, parse_name
 from ossy.store import manifest as mt
-from store_util import env_for, make_checkpoint, ossy_command, run_ossy, snapshot
+from store_util import (env_for, free_port, kill_create_halfway, make_checkpoint, ossy_command, run_ossy, snapshot,
+                        wait_until_serving)
 from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 
@@ -200,27 +199,13 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, checkpoint):
 # -- SIGKILL: a create, then the server mid-generation -------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def ossy_serve(env, port: int):
     proc = subprocess.Popen(ossy_command("serve", "--host", f"127.0.0.1:{port}"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/api/version", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
-        time.sleep(0.1)
     try:
+        wait_until_serving(url, proc)
         yield url, proc
     finally:
         if proc.poll() is None:
@@ -244,14 +229,7 @@ def test_kill_9_of_create_and_of_the_server_then_restart(env, tmp_path):
     (tmp_path / "Modelfile").write_text(f"FROM {big}\n")
     assert run_ossy(env, "list").returncode == 0  # the bundled nano is created
     before = snapshot(library.store.root)
-    proc = subprocess.Popen(ossy_command("create", "lost", "-f", str(tmp_path / "Modelfile")), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not list(library.store.blobs.glob(".tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the create finished before it could be killed"
-    assert list(library.store.blobs.glob(f".tmp-{proc.pid}-*"))  # it was writing a blob
+    kill_create_halfway(env, "lost", tmp_path / "Modelfile", library.store.blobs)
     port = free_port()
     prompt = {"model": "nano", "prompt": "Tell me a long story.", "options": {"num_predict": 400, "seed": 1}}
     with ossy_serve(env, port) as (url, server):

@@ -43,7 +43,7 @@ import jsonschema
 import numpy as np
 import torch
 
-from ossy.chat.options import RequestError
+from ossy.chat.options import RequestError, check_schema
 
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,7 @@ def check_format(value: Any, *, param: str = "format") -> str | dict | None:
         return "json"
     if not isinstance(value, dict):
         raise RequestError(f'{param} must be "json" or a JSON schema object', param=param)
-    try:
-        jsonschema.validators.validator_for(value).check_schema(value)
-    except jsonschema.SchemaError as e:
-        raise RequestError(f"{param} is not a valid JSON schema: {e.message}", param=param) from None
+    check_schema(value, param)
     problem = grammar_problem(value)
     if problem:
         raise RequestError(f"{param} cannot be enforced: {problem}", param=param)

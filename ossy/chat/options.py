@@ -1,6 +1,6 @@
 """Request options: checking them, and layering them over the model's Modelfile PARAMETERs.
 
-Owns: which option names a request may send (every Modelfile PARAMETER, plus Ollama's deprecated
+Owns: `RequestError`, `check_schema` (a JSON Schema a request sends), which option names a request may send (every Modelfile PARAMETER, plus Ollama's deprecated
 ones, which are accepted and ignored), their JSON types and ranges, and `resolve_options`, which
 builds the engine's `SamplingOptions` and limits. The layering rule: ossy's defaults
 (`SamplingOptions()`), then the model's PARAMETERs, then what the request sets, field by field;
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+
+import jsonschema
 
 from ossy.engine.protocol import SamplingOptions
 from ossy.errors import OssyError
@@ -42,6 +44,18 @@ class Resolved:
     max_tokens: int | None  # None: no limit (num_predict -1 / -2)
     num_ctx: int
     stop: tuple[str, ...]  # stop strings (text), applied by the chat layer
+
+
+def check_schema(schema: object, param: str) -> dict:
+    """A JSON Schema object a request sends (a tool's parameters, a response format), valid
+    against its metaschema; else a 400 naming `param`."""
+    if not isinstance(schema, dict):
+        raise RequestError(f"{param} must be a JSON Schema object", param=param)
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise RequestError(f"{param} is not a valid JSON Schema: {e.message}", param=param) from None
+    return schema
 
 
 def check_options(options: object, *, where: str = "options") -> dict:

@@ -12,9 +12,7 @@ to a call of a tool that was not offered (`ossy.chat.turn`: returned as content 
 
 from __future__ import annotations
 
-import jsonschema
-
-from ossy.chat.options import RequestError
+from ossy.chat.options import RequestError, check_schema
 
 SHAPE = '{"type": "function", "function": {"name": ..., "parameters": {JSON Schema}}}'
 
@@ -32,20 +30,9 @@ def check_tools(tools, param: str = "tools") -> list[dict] | None:
         fn = tool.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"].strip():
             raise RequestError(f"{where}: a function tool needs a name: {SHAPE}", param=f"{where}.function.name")
-        check_parameters(fn.get("parameters"), f"{where}.function.parameters")
+        if fn.get("parameters") is not None:
+            check_schema(fn["parameters"], f"{where}.function.parameters")
     return tools
-
-
-def check_parameters(schema, param: str) -> None:
-    """A tool's `parameters`: absent, or a JSON Schema object valid against its metaschema."""
-    if schema is None:
-        return
-    if not isinstance(schema, dict):
-        raise RequestError(f"{param} must be a JSON Schema object", param=param)
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as e:
-        raise RequestError(f"{param} is not a valid JSON Schema: {e.message}", param=param) from None
 
 
 def offered(tools: list[dict] | None) -> set[str]:
