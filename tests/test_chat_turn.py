@@ -223,3 +223,21 @@ def test_a_prompt_that_cannot_fit_is_refused_or_dropped_without_tokenizing_it():
     with pytest.raises(ContextOverflowError) as e:  # under the bound: tokenized, then refused by its real length
         prompting.build(resolved, [{"role": "user", "content": "word " * 5000}], num_ctx=4096)
     assert "at least" not in str(e.value) and tok.longest >= 25_000
+
+
+def test_fitting_a_long_conversation_renders_it_a_few_times_not_once_per_turn(monkeypatch):
+    from ossy.chat import prompt as prompting
+
+    renders = []
+    real = prompting._harmony
+    monkeypatch.setattr(prompting, "_harmony", lambda *a: renders.append(len(a[1])) or real(*a))
+    chat = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"message number {i}"} for i in range(20_001)]
+    prompt = prompting.build(model(), chat, num_ctx=4096)
+    text = tokenizer().decode(prompt.ids)
+    assert 0 < len(prompt.ids) <= 4096 and "message number 20000<|end|>" in text
+    dropped = int(prompt.warnings[0]["detail"].split("dropped the ")[1].split()[0])
+    one_more = prompting._without(chat, prompting._drop_order(chat)[:dropped - 1])
+    assert len(real(model(), one_more, [], None, None).ids) > 4096  # the fewest turns were dropped
+    assert len(renders) <= 20  # a binary search, not 20,000 renders
+    with pytest.raises(RequestError, match="at most 100000"):
+        prompting.build(model(), [{"role": "user", "content": "a"}] * 100_001, num_ctx=4096)

@@ -16,13 +16,16 @@ Messages are OpenAI-style dicts (role, content, reasoning_content, tool_calls[].
 
 Context overflow (prompt too long for num_ctx): "error" raises `ContextOverflowError` (400);
 "truncate" drops the oldest messages after the system/developer ones (never the last user
-message), as Ollama's `truncate: true`, and reports how many in a `truncated` warning.
+message), as Ollama's `truncate: true`, and reports how many in a `truncated` warning. The
+fewest turns to drop are found by binary search, first on a lower bound computed from the text
+alone (so a message far too long is never tokenized), then on rendered prompts; a request holds
+at most `MAX_MESSAGES` messages. Either way the work stays O(n log n), whatever is sent.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
+import itertools
 from dataclasses import dataclass, field
 
 from ossy import harmony
@@ -31,6 +34,7 @@ from ossy.engine.protocol import ContextOverflowError, ResolvedModel
 from ossy.harmony import tokens as T
 from ossy.harmony.render import REASONING_EFFORTS, REASONING_KEYS, RenderError, _text, render_message
 
+MAX_MESSAGES = 100_000  # per request: bounds the work of fitting a conversation to num_ctx
 BUILTIN_TOOLS = {"browser.search": "browser", "browser.open": "browser", "browser.find": "browser",
                  "python": "python"}
 
@@ -68,19 +72,26 @@ def build(model: ResolvedModel, messages: list[dict], *, tools: list[dict] | Non
         tools = []
     elif isinstance(tool_choice, str) and tool_choice not in ("auto", "required"):
         tools = [t for t in tools if _tool_name(t) == tool_choice]
+    if len(messages) > MAX_MESSAGES:
+        raise RequestError(f"messages: {len(messages)} messages; at most {MAX_MESSAGES} are accepted",
+                           param="messages")
     render = _harmony if model.harmony else _template
+    turns = _drop_order(messages) if overflow == "truncate" else []
     # First without tokenizing: no token covers more than `longest_token` bytes, so a text of n
     # bytes is at least n / longest_token tokens; a huge message is refused or dropped unread.
-    lower_bound = functools.partial(_at_least, longest=model.tokenizer.longest_token)
-    messages, dropped = _fit(messages, lower_bound, "at least ", num_ctx=num_ctx, room=room, overflow=overflow)
-    rendered: list[Prompt] = []
+    sizes = [_text_bytes(m) for m in messages]
+    dropped_bytes = list(itertools.accumulate((sum(sizes[i] for i in turn) for turn in turns), initial=0))
+    longest = model.tokenizer.longest_token
+    least = _fewest_drops(lambda k: (sum(sizes) - dropped_bytes[k]) // longest, 0, len(turns), "at least ",
+                          num_ctx=num_ctx, room=room)
+    rendered: dict[int, Prompt] = {}
 
-    def length(candidate: list[dict]) -> int:
-        rendered.append(render(model, candidate, tools, think, tool_choice))
-        return len(rendered[-1].ids)
+    def length(k: int) -> int:
+        rendered[k] = render(model, _without(messages, turns[:k]), tools, think, tool_choice)
+        return len(rendered[k].ids)
 
-    messages, more = _fit(messages, length, "", num_ctx=num_ctx, room=room, overflow=overflow)
-    prompt, dropped = rendered[-1], dropped + more
+    dropped = _fewest_drops(length, least, len(turns), "", num_ctx=num_ctx, room=room)
+    prompt = rendered[dropped]
     if dropped:
         prompt.warnings.append({"code": "truncated",
                                 "detail": f"the prompt did not fit num_ctx {num_ctx}: dropped the {dropped} oldest "
@@ -88,35 +99,37 @@ def build(model: ResolvedModel, messages: list[dict], *, tools: list[dict] | Non
     return prompt
 
 
-def _fit(messages: list[dict], length, qualifier: str, *, num_ctx: int, room: int,
-         overflow: str) -> tuple[list[dict], int]:
-    """Drop the oldest turns while `length(messages)` + `room` exceeds num_ctx ("truncate"), or
-    raise when the prompt itself cannot fit; the messages kept and how many turns were dropped.
-    `length` is called last on the messages returned."""
-    dropped = 0
-    while (n := length(messages)) + room > num_ctx:
-        first = _first_droppable(messages) if overflow == "truncate" else None
-        if first is None:
-            if n < num_ctx:
-                break  # it fits; only the room for the answer is short
-            raise ContextOverflowError(f"the prompt is {qualifier}{n} tokens, longer than the context window "
-                                       f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
-        messages = messages[:first] + _drop_turn(messages[first:])
-        dropped += 1
-    return messages, dropped
+def _fewest_drops(length, fewest: int, most: int, qualifier: str, *, num_ctx: int, room: int) -> int:
+    """The fewest turns to drop, between `fewest` and `most`, so that `length(k)` + `room` fits
+    num_ctx (a binary search: dropping more never lengthens the prompt); `most` when even then
+    only the room for the answer is short; else ContextOverflowError. `length` has been called
+    with the number returned."""
+    if length(fewest) + room <= num_ctx:
+        return fewest
+    n = length(most)
+    if n + room > num_ctx:
+        if n < num_ctx:
+            return most  # it fits; only the room for the answer is short
+        raise ContextOverflowError(f"the prompt is {qualifier}{n} tokens, longer than the context window "
+                                   f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
+    while most - fewest > 1:  # `fewest` does not fit, `most` does
+        middle = (fewest + most) // 2
+        if length(middle) + room <= num_ctx:
+            most = middle
+        else:
+            fewest = middle
+    return most
 
 
-def _at_least(messages: list[dict], longest: int) -> int:
-    """A lower bound on the tokens of `messages`' text (content, reasoning, call arguments)."""
-    size = 0
-    for m in messages:
-        texts = [m.get("content"), *(m.get(k) for k in REASONING_KEYS)]
-        texts += [(call.get("function") or {}).get("arguments") for call in m.get("tool_calls") or []
-                  if isinstance(call, dict)]
-        size += sum(len(t.encode()) for t in texts if isinstance(t, str))
-        if isinstance(m.get("content"), list):
-            size += sum(len(str(p.get("text") or "").encode()) for p in m["content"] if isinstance(p, dict))
-    return size // longest
+def _text_bytes(message: dict) -> int:
+    """Bytes of a message's text (content, reasoning, call arguments)."""
+    texts = [message.get("content"), *(message.get(k) for k in REASONING_KEYS)]
+    texts += [(call.get("function") or {}).get("arguments") for call in message.get("tool_calls") or []
+              if isinstance(call, dict)]
+    size = sum(len(t.encode()) for t in texts if isinstance(t, str))
+    if isinstance(message.get("content"), list):
+        size += sum(len(str(p.get("text") or "").encode()) for p in message["content"] if isinstance(p, dict))
+    return size
 
 
 def _with_model_defaults(model: ResolvedModel, messages: list[dict], format_instructions: str | None) -> list[dict]:
@@ -129,22 +142,29 @@ def _with_model_defaults(model: ResolvedModel, messages: list[dict], format_inst
     return out
 
 
-def _first_droppable(messages: list[dict]) -> int | None:
-    """Index of the oldest message truncation may drop: not system/developer, not the last user one."""
+def _drop_order(messages: list[dict]) -> list[list[int]]:
+    """The turns truncation may drop, oldest first, as lists of message indices: each message
+    before the last user one that is not system/developer; an assistant message with tool calls
+    goes together with the tool results that follow it."""
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
-    for i, m in enumerate(messages):
-        if m.get("role") not in ("system", "developer") and i < last_user:
-            return i
-    return None
+    turns, i = [], 0
+    while i < last_user:
+        message = messages[i]
+        i += 1
+        if message.get("role") in ("system", "developer"):
+            continue
+        turn = [i - 1]
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            while i < len(messages) and messages[i].get("role") == "tool":
+                turn.append(i)
+                i += 1
+        turns.append(turn)
+    return turns
 
 
-def _drop_turn(rest: list[dict]) -> list[dict]:
-    """Drop the first message; an assistant tool call goes together with its tool results."""
-    first, rest = rest[0], rest[1:]
-    if first.get("role") == "assistant" and first.get("tool_calls"):
-        while rest and rest[0].get("role") == "tool":
-            rest = rest[1:]
-    return rest
+def _without(messages: list[dict], turns: list[list[int]]) -> list[dict]:
+    gone = {i for turn in turns for i in turn}
+    return [m for i, m in enumerate(messages) if i not in gone]
 
 
 def _tool_name(tool: dict) -> str | None:
