@@ -157,6 +157,11 @@ CASES = [
     ("prompt 123", "POST", "/api/generate", gen(prompt=123), 400),
     ("system 5", "POST", "/api/generate", gen(system=5), 400),
     ("raw yes", "POST", "/api/generate", gen(raw="yes"), 400),
+    ("template printing a megabyte in ranges nested eight deep", "POST", "/api/generate",
+     gen(system="s", template="{{range $.Messages}}" * 8 + '{{printf "%999999d" 1}}' + "{{end}}" * 8), 400),
+    ("template working a gigabyte of printf", "POST", "/api/generate",
+     gen(system="s", template="{{range $.Messages}}" * 10 + '{{$x := printf "%999999d" 1}}' + "{{end}}" * 10), 400),
+    ("template looping a billion times", "POST", "/api/generate", gen(template="{{range 1000000000}}{{end}}"), 400),
     # -- store endpoints
     ("create from a server path", "POST", "/api/create", {"model": "x", "from": "/etc", "stream": False}, 404),
     ("create from a missing path", "POST", "/api/create", {"model": "x", "from": "/no/such/dir", "stream": False}, 404),

@@ -113,3 +113,25 @@ def test_tool_call_arguments_given_as_a_json_string():
     data = ollama_data([{"role": "assistant", "content": "", "tool_calls": [call]}])
     text = "{{ range .Messages }}{{ range .ToolCalls }}{{ .Function.Arguments }}{{ end }}{{ end }}"
     assert parse(text).execute(data) == '{"a":"x","b":2}'
+
+
+def test_a_budget_bounds_output_steps_and_work():
+    from ossy.template import Budget, TemplateLimitError
+
+    assert parse("{{range 3}}ab{{end}}").execute({}, budget=Budget(max_output=6)) == "ababab"
+    with pytest.raises(TemplateLimitError, match="longer than 5 characters") as e:
+        parse("{{range 3}}ab{{end}}").execute({}, budget=Budget(max_output=5))
+    assert e.value.output
+    with pytest.raises(TemplateLimitError, match="more than 1000 steps") as e:
+        parse("{{range 1000000000000}}{{end}}").execute({}, budget=Budget(max_steps=1000))
+    assert not e.value.output
+    with pytest.raises(TemplateLimitError, match="functions made more than"):
+        parse('{{range 10000}}{{$x := printf "%999999d" 1}}{{end}}').execute({})
+    shared = Budget(max_output=10)  # one budget over several executions (legacy per-turn templates)
+    parse("{{.}}").execute("12345", budget=shared)
+    with pytest.raises(TemplateLimitError):
+        parse("{{.}}").execute("123456", budget=shared)
+    legacy = OllamaTemplate("{{ .Prompt }}|")
+    with pytest.raises(TemplateLimitError):
+        legacy.render([{"role": "user", "content": "x" * 8}, {"role": "assistant", "content": "y"},
+                       {"role": "user", "content": "z" * 8}], budget=Budget(max_output=15))

@@ -25,7 +25,9 @@ at most `MAX_MESSAGES` messages. Either way the work stays O(n log n), whatever 
 from __future__ import annotations
 
 import datetime
+import functools
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from ossy import harmony
@@ -75,19 +77,23 @@ def build(model: ResolvedModel, messages: list[dict], *, tools: list[dict] | Non
     if len(messages) > MAX_MESSAGES:
         raise RequestError(f"messages: {len(messages)} messages; at most {MAX_MESSAGES} are accepted",
                            param="messages")
-    render = _harmony if model.harmony else _template
+    longest = model.tokenizer.longest_token
+    # a template's output beyond num_ctx * longest characters cannot fit: it stops there
+    render = _harmony if model.harmony else functools.partial(_template, max_output=num_ctx * longest)
     turns = _drop_order(messages) if overflow == "truncate" else []
     # First without tokenizing: no token covers more than `longest_token` bytes, so a text of n
     # bytes is at least n / longest_token tokens; a huge message is refused or dropped unread.
     sizes = [_text_bytes(m) for m in messages]
     dropped_bytes = list(itertools.accumulate((sum(sizes[i] for i in turn) for turn in turns), initial=0))
-    longest = model.tokenizer.longest_token
     least = _fewest_drops(lambda k: (sum(sizes) - dropped_bytes[k]) // longest, 0, len(turns), "at least ",
                           num_ctx=num_ctx, room=room)
     rendered: dict[int, Prompt] = {}
 
-    def length(k: int) -> int:
-        rendered[k] = render(model, _without(messages, turns[:k]), tools, think, tool_choice)
+    def length(k: int) -> float:
+        try:
+            rendered[k] = render(model, _without(messages, turns[:k]), tools, think, tool_choice)
+        except _TooLong:
+            return math.inf
         return len(rendered[k].ids)
 
     dropped = _fewest_drops(length, least, len(turns), "", num_ctx=num_ctx, room=room)
@@ -110,7 +116,8 @@ def _fewest_drops(length, fewest: int, most: int, qualifier: str, *, num_ctx: in
     if n + room > num_ctx:
         if n < num_ctx:
             return most  # it fits; only the room for the answer is short
-        raise ContextOverflowError(f"the prompt is {qualifier}{n} tokens, longer than the context window "
+        size = f"{qualifier}{n} tokens" if n != math.inf else f"more than {num_ctx} tokens"
+        raise ContextOverflowError(f"the prompt is {size}, longer than the context window "
                                    f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
     while most - fewest > 1:  # `fewest` does not fit, `most` does
         middle = (fewest + most) // 2
@@ -200,14 +207,24 @@ def _forced_call(tool_choice, functions: list[dict], tok) -> list[int]:
             *tok.encode("json"), tok.token_id(T.MESSAGE)]
 
 
-def _template(model: ResolvedModel, messages: list[dict], tools: list[dict], think, tool_choice) -> Prompt:
-    """A custom TEMPLATE, rendered as Ollama renders it and tokenized with special tokens."""
-    from ossy.template import OllamaTemplate, TemplateError
+class _TooLong(Exception):
+    """A template's output went past what num_ctx can hold."""
+
+
+def _template(model: ResolvedModel, messages: list[dict], tools: list[dict], think, tool_choice, *,
+              max_output: int) -> Prompt:
+    """A custom TEMPLATE, rendered as Ollama renders it (at most `max_output` characters and
+    `ossy.template`'s step limit) and tokenized with special tokens."""
+    from ossy.template import Budget, OllamaTemplate, TemplateError, TemplateLimitError
 
     think = think if think is None or isinstance(think, bool) else think_level(think)
     try:
         text = OllamaTemplate(model.template).render([_ollama_message(m) for m in messages], tools=tools or None,
-                                                     think=think)
+                                                     think=think, budget=Budget(max_output=max_output))
+    except TemplateLimitError as e:
+        if e.output:
+            raise _TooLong() from None
+        raise RequestError(f"the model's TEMPLATE cannot render this request: {e}") from None
     except TemplateError as e:
         raise RequestError(f"the model's TEMPLATE cannot render this request: {e}") from None
     return Prompt(model.tokenizer.encode(text, allow_special=True), 0, [], text=text)

@@ -8,7 +8,8 @@ Owns the public API of ossy.template:
     Ollama renders it (collation, .Messages mode, legacy per-turn mode, prompt+suffix mode);
     `ollama_data(...)` gives the values of the .Messages mode;
   * `TemplateError`: what Go's Parse or Execute would return, worded as Go words it, with
-    `.line` (and `.column` for execution errors).
+    `.line` (and `.column` for execution errors);
+  * `Budget` / `TemplateLimitError`: bounds on an execution's output and work (ossy's, not Go's).
 Data is plain Python: dict = map[string]any, list = []any, str/int/float/bool, None = nil.
 Proven against Go by tests/test_template_golden.py (goldens made by Go itself; see
 tests/goldens/template/README.md). Does not own: Modelfiles, the model store, the server.
@@ -21,7 +22,7 @@ from typing import Any
 
 from ossy.template import executor
 from ossy.template.errors import GoError, TemplateError
-from ossy.template.executor import Template
+from ossy.template.executor import Budget, Template, TemplateLimitError
 from ossy.template.funcs import GoFunc
 from ossy.template.ollama import OllamaTemplate, collate, ollama_data, ollama_funcs
 
@@ -43,5 +44,5 @@ def render(text: str, data: Any, *, funcs: dict[str, Any] | None = None) -> str:
     return parse(text, funcs=funcs).execute(data)
 
 
-__all__ = ["GoError", "GoFunc", "MISSINGKEY", "OllamaTemplate", "Template", "TemplateError",
-           "collate", "ollama_data", "ollama_funcs", "parse", "render"]
+__all__ = ["Budget", "GoError", "GoFunc", "MISSINGKEY", "OllamaTemplate", "Template", "TemplateError",
+           "TemplateLimitError", "collate", "ollama_data", "ollama_funcs", "parse", "render"]

@@ -4,7 +4,10 @@ Owns: `Template` (a parsed template set: the named trees, the functions, the mis
 option) and its execution: walking if/with/range/template/block, break and continue, the
 variable stack and its scopes, pipelines and commands, field chains over maps and structs,
 method calls, argument checking against function signatures, short-circuit `and`/`or`,
-printing (`<no value>` for missing), and Go's execution-error texts with their locations.
+printing (`<no value>` for missing), and Go's execution-error texts with their locations; and
+`Budget`, which Go has not: how much output and how many steps (actions, texts, iterations)
+executions may take, so that a hostile template ("{{range}}" nested eight deep around a printf
+padded to a megabyte) ends in a `TemplateLimitError` instead of running for hours.
 Does not own: lexing and parsing (parser), value formatting (gofmt), the builtins (funcs), or
 Ollama's functions and data (ollama).
 """
@@ -29,6 +32,56 @@ from ossy.template.values import (INVALID, Iface, Struct, element, is_true, kind
 
 MISSINGKEY = ("default", "invalid", "zero", "error")
 MAX_EXEC_DEPTH = 100000
+MAX_OUTPUT = 64 << 20  # characters a Budget allows by default
+MAX_STEPS = 10_000_000  # walk steps a Budget allows by default (a 100k-message chat takes ~2M)
+
+
+class TemplateLimitError(TemplateError):
+    """An execution went past its `Budget`. `output` says which limit: output (True) or steps."""
+
+    def __init__(self, message: str, *, output: bool) -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class Budget:
+    """What executions sharing it may still produce: characters of output, walk steps, and
+    characters made by function calls."""
+
+    def __init__(self, max_output: int = MAX_OUTPUT, max_steps: int = MAX_STEPS) -> None:
+        self.max_output, self.max_steps = max_output, max_steps
+        self.max_computed = 4 * MAX_OUTPUT
+        self.output = self.steps = self.computed = 0
+
+    def write(self, text: str) -> None:
+        self.output += len(text)
+        if self.output > self.max_output:
+            raise TemplateLimitError(f"template: the output is longer than {self.max_output} characters",
+                                     output=True)
+
+    def compute(self, characters: int) -> None:
+        """Characters made by functions (printf, json...), printed or not."""
+        self.computed += characters
+        if self.computed > self.max_computed:
+            raise TemplateLimitError(f"template: functions made more than {self.max_computed} characters",
+                                     output=False)
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise TemplateLimitError(f"template: execution took more than {self.max_steps} steps", output=False)
+
+
+class _Output(list):
+    """The output of one execution, charged to a `Budget`."""
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__()
+        self.budget = budget
+
+    def append(self, text: str) -> None:
+        self.budget.write(text)
+        super().append(text)
 
 
 class _Missing:
@@ -86,15 +139,16 @@ class Template:
         tree = replace(self.tree, name=name, root=root)
         return Template(name, _Common({name: tree}, {}, "default"))
 
-    def execute(self, data: Any, funcs: dict[str, Any] | None = None) -> str:
-        """Runs the template on `data`; `funcs` replace or add functions for this run."""
+    def execute(self, data: Any, funcs: dict[str, Any] | None = None, budget: Budget | None = None) -> str:
+        """Runs the template on `data`; `funcs` replace or add functions for this run; `budget`
+        (default: a fresh `Budget()`) bounds its output and steps."""
         tmpl = self
         if funcs:
             merged = {**self.common.funcs, **_go_funcs(funcs)}
             tmpl = Template(self.name, replace(self.common, funcs=merged))
         if data is None:
             data = INVALID
-        out: list[str] = []
+        out = _Output(budget or Budget())
         state = _State(tmpl, out, [["$", data]], 0)
         tree = self.tree
         if tree is None or tree.root is None:
@@ -130,7 +184,7 @@ def parse(text: str, name: str = "TEMPLATE", *, funcs: dict[str, Any] | None = N
 class _State:
     """One execution (Go's exec.state)."""
 
-    def __init__(self, tmpl: Template, out: list[str], variables: list[list], depth: int):
+    def __init__(self, tmpl: Template, out: _Output, variables: list[list], depth: int):
         self.tmpl = tmpl
         self.out = out
         self.vars = variables
@@ -179,6 +233,7 @@ class _State:
 
     def walk(self, dot: Any, node: Node) -> None:
         self.at(node)
+        self.out.budget.step()
         if isinstance(node, ActionNode):
             value = self.eval_pipeline(dot, node.pipe)
             if not node.pipe.decl:
@@ -236,7 +291,7 @@ class _State:
             if len(pipe.decl) > 1:
                 self.errorf(f"can't use {sprintf('%v', [value])} to iterate over more than one "
                             "variable")
-            items = [(INVALID, type(value)(i)) for i in range(max(int(value), 0))]
+            items = ((INVALID, type(value)(i)) for i in range(max(int(value), 0)))  # lazily: the budget ends it
         elif k == "slice":
             items = [(i, element(value, item)) for i, item in enumerate(value)]
         elif k == "map":
@@ -245,9 +300,11 @@ class _State:
             items = []
         else:
             self.errorf(f"range can't iterate over {sprintf('%v', [value])}")
+        ran = False
         for index, elem in items:
             self.one_iteration(node, mark, index, elem)
-        return bool(items)
+            ran = True
+        return ran
 
     def one_iteration(self, node: BranchNode, mark: int, index: Any, elem: Any) -> None:
         pipe = node.pipe
@@ -436,10 +493,12 @@ class _State:
             if fn.builtin and name == "call":
                 callee = str(args[0]) if args else str(final)
                 return call_value(callee, argv[0], argv[1:])
-            return fn.fn(*argv)
+            result = fn.fn(*argv)
         except GoError as exc:
             self.at(node)
             self.errorf(f"error calling {name}: {exc}")
+        except TemplateLimitError:
+            raise
         except TemplateError as exc:  # a Go behaviour ossy.template does not reproduce
             self.errorf(str(exc))
         except Exception as exc:  # a user function failing is the template's error
@@ -447,6 +506,9 @@ class _State:
                 raise
             self.at(node)
             self.errorf(f"error calling {name}: {exc}")
+        if isinstance(result, str):
+            self.out.budget.compute(len(result))  # printf "%999999d" in a loop prints nothing, yet works hard
+        return result
 
     def eval_and_or(self, dot: Any, name: str, args: list[Node], final: Any) -> Any:
         value: Any = INVALID
@@ -515,7 +577,8 @@ class _State:
         if kind(value) == "func":
             self.errorf(f"can't print {node} of type {type_name(value)}")
         try:
-            self.out.append(sprint([value]))
+            text = sprint([value])
         except TemplateError as exc:
             self.errorf(str(exc))
+        self.out.append(text)
 

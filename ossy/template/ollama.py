@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 from ossy.errors import OssyError
 from ossy.template.errors import GoError, TemplateError
-from ossy.template.executor import Template, parse
+from ossy.template.executor import Budget, Template, parse
 from ossy.template.funcs import GoFunc
 from ossy.template.gojson import marshal, quote_string
 from ossy.template.nodes import (ActionNode, BranchNode, CommandNode, FieldNode, ListNode, Node,
@@ -343,26 +343,28 @@ class OllamaTemplate:
 
     def render(self, messages: Iterable[Mapping] = (), *, tools: Iterable[Mapping] | None = None,
                think: bool | str | None = None, prompt: str = "", suffix: str = "",
-               system: str | None = None) -> str:
+               system: str | None = None, budget: Budget | None = None) -> str:
         """The prompt for a request. `system` is a default system prompt (the Modelfile's
-        SYSTEM), put first unless the conversation already starts with a system message."""
+        SYSTEM), put first unless the conversation already starts with a system message.
+        `budget` (default: a fresh `Budget()`) bounds the whole render, every turn included."""
+        budget = budget or Budget()
         messages = list(messages)
         if system and (not messages or messages[0].get("role") != "system"):
             messages.insert(0, {"role": "system", "content": system})
         thinking = think_values(think)
         if prompt and suffix:
             return self.template.execute({"Prompt": prompt, "Suffix": suffix, "Response": "",
-                                          **thinking})
+                                          **thinking}, budget=budget)
         if "messages" in self.vars:
-            return self.template.execute(ollama_data(messages, tools=tools, think=think))
-        return self._render_legacy(collate(messages)[1], thinking)
+            return self.template.execute(ollama_data(messages, tools=tools, think=think), budget=budget)
+        return self._render_legacy(collate(messages)[1], thinking, budget)
 
-    def _render_legacy(self, messages: list[dict], thinking: dict[str, Any]) -> str:
+    def _render_legacy(self, messages: list[dict], thinking: dict[str, Any], budget: Budget) -> str:
         out: list[str] = []
         turn = {"System": "", "Prompt": "", "Response": ""}
 
         def flush() -> None:
-            out.append(self.template.execute({**turn, **thinking}))
+            out.append(self.template.execute({**turn, **thinking}, budget=budget))
             turn.update(System="", Prompt="", Response="")
 
         for message in messages:
@@ -378,5 +380,5 @@ class OllamaTemplate:
             elif role == "assistant":
                 turn["Response"] = content
         root = _Cut().node(self.template.tree.root)
-        out.append(self.template.bare("", root).execute({**turn, **thinking}))
+        out.append(self.template.bare("", root).execute({**turn, **thinking}, budget=budget))
         return "".join(out)
