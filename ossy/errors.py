@@ -28,6 +28,12 @@ class ForbiddenError(OssyError):
     http_status = 403
 
 
+class StalledError(OssyError):
+    """408: a request body stopped arriving."""
+
+    http_status = 408
+
+
 class TooLargeError(OssyError):
     """413: a request body over the server's limit."""
 
@@ -55,6 +61,7 @@ __all__ = [
     "NoSpaceError",
     "NotFoundError",
     "OssyError",
+    "StalledError",
     "TooLargeError",
     "USER_ERRORS",
     "UnavailableError",

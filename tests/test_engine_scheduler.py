@@ -412,3 +412,21 @@ def test_a_dead_worker_fails_requests_at_once_and_is_restarted(ref, alone, monke
     assert refused.http_status == 503
     assert tokens == alone.generate(PROMPTS[2], max_new_tokens=4)
     assert health == {"status": "ok", "restarts": 1, "last_error": "RuntimeError: a bug in the worker"}
+
+
+def test_a_loader_that_raises_systemexit_is_a_503_and_the_worker_lives(ref):
+    from ossy.errors import UnavailableError
+
+    def exits(model_ref, dtype):
+        raise SystemExit(3)
+
+    async def main():
+        e = LocalEngine(dtype="float32", loader=exits)
+        try:
+            with pytest.raises(UnavailableError, match="SystemExit"):
+                await e.load(ref)
+            return e.health()
+        finally:
+            await e.close()
+
+    assert run(main())["status"] == "ok"

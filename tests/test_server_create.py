@@ -84,6 +84,13 @@ def test_from_is_a_model_name_and_a_path_only_below_the_allowed_root(setup):
             r = httpx.post(f"{url}/api/create", json={"model": "x", "from": outside, "stream": False})
             assert r.status_code == 404 and r.json()["error"] == (
                 f"from: no model '{outside}' or checkpoint directory below {tmp_path / 'allowed'}")
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        for odd in ("a\u0000b", "../loop", "../loop/x", "x" * 5000):  # a NUL, a symlink loop, a long name
+            r = httpx.post(f"{url}/api/create", json={"model": "x", "from": odd, "stream": False})
+            assert r.status_code == 404 and "checkpoint directory below" in r.json()["error"], r.text
+        for name in ("a\u0000.json", "x" * 300 + ".json"):
+            r = httpx.post(f"{url}/api/create", json={"model": "x", "files": {name: "sha256:" + "0" * 64}})
+            assert r.status_code == 400 and "not a plain file name" in r.json()["error"]
         r = httpx.post(f"{url}/api/create", json={"model": "inside", "from": "ckpt", "stream": False})
         assert r.status_code == 200, r.text
         r = httpx.post(f"{url}/api/create", json={"model": "copy", "from": "inside", "system": "Hi.", "stream": False})
@@ -127,3 +134,21 @@ def test_tokenizing_a_request_does_not_hold_up_the_others(setup):
         answered.set()
         chat.join(30)
         assert result["r"].status_code == 200
+
+
+def test_a_stalled_upload_is_dropped(setup, monkeypatch):
+    import socket
+
+    from ossy.server import native
+
+    monkeypatch.setattr(native, "UPLOAD_IDLE", 0.5)
+    _, _, _, library = setup
+    digest = "sha256:" + hashlib.sha256(b"0123456789").hexdigest()
+    with serving(library) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n01234"
+                         .encode())
+            answer = sock.recv(4096).decode()  # the other five bytes never come
+        assert answer.startswith("HTTP/1.1 408") and "the upload stalled" in answer
+        assert not list(library.store.blobs.glob(".tmp-*")) and httpx.head(f"{url}/api/blobs/{digest}").status_code == 404

@@ -248,3 +248,53 @@ def test_kill_9_of_create_and_of_the_server_then_restart(env, tmp_path):
         assert r.status_code == 200 and r.json()["done"] is True and r.json()["eval_count"] > 0
         assert [m["name"] for m in httpx.get(url + "/api/tags", timeout=30).json()["models"]] == ["nano:latest"]
     consistent(library)
+
+
+def test_re_creating_or_re_uploading_repairs_a_corrupt_blob(env, checkpoint, tmp_path):
+    (tmp_path / "Modelfile").write_text(f"FROM {checkpoint}\n")
+    assert run_ossy(env, "create", "a", "-f", str(tmp_path / "Modelfile")).returncode == 0
+    library = store_of(env)
+    blob = weights_blob(library.get("a"))
+    flip(blob, 100)
+    assert run_ossy(env, "verify", "a").returncode == 1
+    assert run_ossy(env, "create", "a", "-f", str(tmp_path / "Modelfile")).returncode == 0  # as the error advises
+    assert run_ossy(env, "verify", "a").returncode == 0
+    flip(blob, 100)
+    app = create_app(StubEngine(tokenizer(), scripted), StoreResolver(library, lambda d: tokenizer()), library)
+    with RunningServer(app) as url:
+        r = httpx.post(f"{url}/api/blobs/{blob.name.replace('-', ':', 1)}", content=(checkpoint / _name_of(
+            library, blob)).read_bytes())
+        assert r.status_code == 201
+    assert library.store.verify(library.get("a")) == []
+
+
+def _name_of(library, blob: Path) -> str:
+    model = library.get("a")
+    return next(layer.name for layer in model.manifest.layers if model.store.blob_path(layer.digest) == blob)
+
+
+def test_concurrent_checks_hash_a_blob_once_and_remember_it_without_a_record(tmp_path, monkeypatch):
+    import threading
+
+    from ossy.store import store as store_module
+
+    library, _ = tiny_library(tmp_path, tokenizer())
+    model = library.get("tiny")
+    layers = model.manifest.of_type(mt.CHECKPOINT_FILE)
+    records = library.store.root / "verified"
+    for record in records.iterdir():
+        record.unlink()
+    records.rmdir()
+    records.write_text("not a directory: no record can be written")
+    hashed = []
+    real = store_module.hash_file
+    monkeypatch.setattr(store_module, "hash_file", lambda path: hashed.append(path) or real(path))
+    fresh = Store(library.store.root)  # as a server process sees the store
+    threads = [threading.Thread(target=fresh.check_blobs, args=(model, layers)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(hashed) == sorted(fresh.blob_path(layer.digest) for layer in layers)  # once each
+    fresh.check_blobs(model, layers)
+    assert len(hashed) == len(layers)  # remembered in memory, though the record could not be written

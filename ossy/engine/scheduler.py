@@ -63,6 +63,8 @@ class Command:
             self.future.set_result(self.fn())
         except Exception as e:  # reported to the caller
             self.future.set_exception(e)
+        except BaseException as e:  # noqa: BLE001 - SystemExit from a loader: a 503, not a dead event loop
+            self.future.set_exception(UnavailableError(f"loading failed: {type(e).__name__}: {e}"))
 
     def fail(self, error: Exception) -> None:
         if not self.future.done():

@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
+from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +41,7 @@ from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn,
 from ossy.chat.constraint import check_format
 from ossy.chat.prompt import think_level
 from ossy.chat.models import capabilities, details, library_template
-from ossy.errors import NotFoundError, OssyError
+from ossy.errors import NotFoundError, OssyError, StalledError
 from ossy.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
 from ossy.store import InvalidNameError, Progress, parse_name
@@ -51,6 +52,7 @@ from ossy.server.state import State
 
 NDJSON = "application/x-ndjson"
 UPLOAD_BATCH = 1 << 22  # bytes of an upload written to disk at a time (off the event loop)
+UPLOAD_IDLE = 300.0  # seconds an upload may go without a byte before it is dropped
 
 
 # ---- request bodies ----------------------------------------------------------------------------
@@ -322,13 +324,13 @@ def register(app: FastAPI, state: State) -> None:
         store = _library(state).store
         upload = await anyio.to_thread.run_sync(store.upload, digest, int(length) if length.isdigit() else 0)
         try:
-            pending: list[bytes] = []
-            async for chunk in request.stream():
-                pending.append(chunk)
-                if sum(map(len, pending)) >= UPLOAD_BATCH:
-                    await anyio.to_thread.run_sync(upload.write, b"".join(pending))
-                    pending = []
-            await anyio.to_thread.run_sync(upload.write, b"".join(pending))
+            pending = bytearray()
+            async for chunk in _received(request):
+                pending += chunk
+                if len(pending) >= UPLOAD_BATCH:
+                    await anyio.to_thread.run_sync(upload.write, bytes(pending))
+                    pending.clear()
+            await anyio.to_thread.run_sync(upload.write, bytes(pending))
             await anyio.to_thread.run_sync(upload.finish)
         finally:
             await anyio.to_thread.run_sync(upload.__exit__, None, None, None)
@@ -464,6 +466,23 @@ def _show(library, name: str, verbose: bool) -> dict:
     return out
 
 
+async def _received(request: Request):
+    """The body's chunks; a body that stops arriving for UPLOAD_IDLE seconds is a 408 (the upload
+    holds the store lock), a client that goes away a 400 nobody reads, not a 500."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(UPLOAD_IDLE):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise StalledError(f"the upload stalled: nothing arrived for {UPLOAD_IDLE:.0f} s") from None
+        except ClientDisconnect:
+            raise RequestError("the client went away during the upload") from None
+        yield chunk
+
+
 def _blob_digest(value: str) -> str:
     digest = value.replace("-", ":", 1) if value.startswith("sha256-") else value
     if not valid_digest(digest):
@@ -519,10 +538,13 @@ def _source(library, value: str, root: Path | None):
     if model is not None:
         return model
     if root is not None:
-        base = root.resolve()
-        path = (base / value).resolve()
-        if path.is_relative_to(base) and path.is_dir():
-            return path
+        try:
+            base = root.resolve()
+            path = (base / value).resolve()
+            if path.is_relative_to(base) and path.is_dir():
+                return path
+        except (OSError, RuntimeError, ValueError):  # a NUL, a symlink loop: the same answer as "no such"
+            pass
     where = f" or checkpoint directory below {root}" if root is not None else \
         "; upload a checkpoint's files with POST /api/blobs/<digest> and name them in files"
     raise NotFoundError(f"from: no model '{value}'{where}")

@@ -33,10 +33,12 @@ from ossy.template import TemplateError, parse as parse_template
 from ossy.store import manifest as mt
 from ossy.store.manifest import Layer, Manifest
 from ossy.store.names import InvalidNameError, ModelName, parse_name
+from ossy.store.files import StoreLock
 from ossy.store.store import Counter, Library, Model, Progress, Transaction, disk_space, safe_relative
 
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".jinja")  # what a checkpoint directory keeps
 GGUF_MAGIC = b"GGUF"
+NAME_MAX = 255  # bytes of a file name (Linux)
 
 
 def create(library: Library, name: str, modelfile: Modelfile, *, base_dir: Path, progress: Progress | None = None) -> Model:
@@ -53,10 +55,11 @@ def create_from_blobs(library: Library, target: ModelName, modelfile: Modelfile,
                       progress: Progress | None = None) -> Model:
     """Store `target` from checkpoint files already uploaded as blobs: {file name: digest}."""
     store = library.store
-    with tempfile.TemporaryDirectory(prefix="ossy-create-") as tmp:
+    # the store lock, shared, from the check of each blob to the commit: gc cannot take them away
+    with StoreLock(store.root).shared(), tempfile.TemporaryDirectory(prefix="ossy-create-") as tmp:
         for name, digest in files.items():
             rel = safe_relative(name) if isinstance(name, str) else None
-            if rel is None or len(rel.parts) != 1:
+            if rel is None or len(rel.parts) != 1 or "\0" in name or len(name.encode()) > NAME_MAX:
                 raise OssyError(f"files: {name!r} is not a plain file name")
             if rel.suffix == ".gguf":
                 raise OssyError(f"files: {name} is GGUF, which ossy cannot load yet; send a gpt-oss safetensors "

@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -81,6 +82,16 @@ def disk_space(store: "Store", what: str, needed: int):
             free = 0
         raise NoSpaceError(f"no space left on device writing {what} (needs {human_bytes(needed)}, "
                            f"{human_bytes(free)} free)") from None
+
+
+_HASHING: dict[Path, threading.Lock] = {}
+_HASHING_LOCK = threading.Lock()
+
+
+def _hashing(path: Path) -> threading.Lock:
+    """The lock a thread holds while it hashes `path` (one hash of a blob at a time)."""
+    with _HASHING_LOCK:
+        return _HASHING.setdefault(path, threading.Lock())
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -191,6 +202,7 @@ class Store:
         self.blobs = self.root / "blobs"
         self.manifests = self.root / "manifests"
         self.checkpoints = self.root / "checkpoints"
+        self._verified: dict[str, tuple[int, int]] = {}  # digest -> (size, mtime_ns) found sound
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}{', read_only=True' if self.read_only else ''})"
@@ -220,23 +232,36 @@ class Store:
         return self.root / "verified" / self.blob_path(digest).name
 
     def record_verified(self, digest: str) -> None:
-        """Note the blob's size and mtime now that its content is known to match `digest`."""
+        """Note the blob's size and mtime now that its content is known to match `digest` (in
+        `verified/`, and in memory, which serves when the record cannot be written)."""
+        try:
+            st = self.blob_path(digest).stat()
+        except OSError:
+            return
+        self._verified[digest] = (st.st_size, st.st_mtime_ns)
         if self.read_only:
             return
         try:
             with StoreLock(self.root).shared():  # its temp file must not be swept meanwhile
-                st = self.blob_path(digest).stat()
                 atomic_write(self._record_path(digest), f"{st.st_size} {st.st_mtime_ns}\n".encode())
-        except OSError as e:  # only a cache of work done: a later check hashes again
+        except OSError as e:  # only a cache of work done: this process remembers it anyway
             log.warning("could not record that blob %s was verified: %s", digest, e)
 
-    def _unchanged(self, digest: str) -> bool:
+    def sound(self, digest: str) -> bool:
+        """Whether the blob is there, with the size and mtime it had when its content was last
+        found to match `digest` (a blob with no record is not known to be sound)."""
         try:
-            size, mtime = self._record_path(digest).read_text().split()
             st = self.blob_path(digest).stat()
-        except (OSError, ValueError):
+        except OSError:
             return False
-        return (st.st_size, st.st_mtime_ns) == (int(size), int(mtime))
+        recorded = self._verified.get(digest)
+        if recorded is None:
+            try:
+                size, mtime = self._record_path(digest).read_text().split()
+                recorded = (int(size), int(mtime))
+            except (OSError, ValueError):
+                return False
+        return (st.st_size, st.st_mtime_ns) == recorded
 
     def blob_problem(self, layer: Layer) -> str | None:
         """Re-hash the blob of `layer`: None if it matches, else what is wrong."""
@@ -252,11 +277,12 @@ class Store:
 
     def check_blobs(self, model: "Model", layers) -> None:
         """Refuse `model` if one of `layers` changed (size or mtime) since it was verified and
-        no longer matches its digest."""
+        no longer matches its digest. Concurrent checks of one blob hash it once."""
         for layer in layers:
-            if self._unchanged(layer.digest):
+            if self.sound(layer.digest):
                 continue
-            problem = self.blob_problem(layer)
+            with _hashing(self.blob_path(layer.digest)):
+                problem = None if self.sound(layer.digest) else self.blob_problem(layer)
             if problem is not None:
                 raise CorruptError(f"blob {layer.digest} of {model.name} {problem}; re-create or re-pull it")
 
@@ -469,7 +495,7 @@ class Upload:
         with self._space():
             self._tmp.finish()
         path, self._tmp = self._tmp.path, None
-        publish(path, self.store.blob_path(self.digest), replace=False)
+        publish(path, self.store.blob_path(self.digest), replace=not self.store.sound(self.digest))
         self.store.record_verified(self.digest)
         marker = self.store.root / "uploads" / self.store.blob_path(self.digest).name
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -513,6 +539,11 @@ class Transaction:
     def has(self, digest: str) -> bool:
         return digest in self._staged or self.store.blob_path(digest).is_file()
 
+    def needs(self, digest: str) -> bool:
+        """Whether the blob must be written: neither staged nor sound in the store (a corrupt
+        one is written again, so re-creating a model repairs it)."""
+        return digest not in self._staged and not self.store.sound(digest)
+
     def read(self, layer: Layer) -> bytes:
         staged = self._staged.get(layer.digest)
         return staged.read_bytes() if staged else self.store.read_blob(layer)
@@ -520,7 +551,7 @@ class Transaction:
     def put(self, media_type: str, data: bytes, name: str | None = None) -> tuple[Layer, bool]:
         """Stage `data` as a blob; (its layer, whether the blob is new to the store)."""
         layer = Layer.of(media_type, data, name)
-        new = not self.has(layer.digest)
+        new = self.needs(layer.digest)
         if new:
             self.put_stream(io.BytesIO(data))
         return layer, new
@@ -542,7 +573,7 @@ class Transaction:
             tmp.discard()
             raise
         digest = "sha256:" + h.hexdigest()
-        if self.has(digest):
+        if not self.needs(digest):
             tmp.path.unlink()
         else:
             self._staged[digest] = tmp.path
@@ -551,7 +582,7 @@ class Transaction:
     def adopt(self, source: Store, layer: Layer, counter: Counter) -> None:
         """Stage `source`'s blob for `layer`: a hard link when both stores share a file system
         (no copy, and it outlives Ollama pruning its own), else a copy checked against the digest."""
-        if self.has(layer.digest):
+        if not self.needs(layer.digest):
             counter.advance(layer.size)
             return
         src = source.blob_path(layer.digest)
@@ -581,7 +612,8 @@ class Transaction:
                 raise OssyError(f"cannot write '{name}': blob {layer.digest} is missing")
         for layer in layers:
             if layer.digest in self._staged:
-                publish(self._staged.pop(layer.digest), self.store.blob_path(layer.digest), replace=False)
+                publish(self._staged.pop(layer.digest), self.store.blob_path(layer.digest),
+                        replace=not self.store.sound(layer.digest))
                 self.store.record_verified(layer.digest)
         self._replaced = self._replaced or self.store.get(name) is not None
         atomic_write(self.store.manifests / name.path, data)
