@@ -4,20 +4,30 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean goldens sandbox
+.PHONY: install demo test bench clean goldens sandbox kernels
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP) sandbox
+install: $(STAMP) sandbox kernels
 
-demo: $(STAMP) sandbox
+demo: $(STAMP) sandbox kernels
 	$(PY) scripts/demo.py
 
-test: $(STAMP) sandbox
+test: $(STAMP) sandbox kernels
 	$(PY) -m pytest -q
+
+# ossy's native CPU kernels (ossy/kernels/*.c): built here from source with the system compiler,
+# one shared library with AVX512 and AVX2 paths chosen at run time. Without a compiler the note
+# below is printed and ossy runs the PyTorch path (ossy.model.native says so in its log).
+KERNELS := ossy/kernels/libossy_kernels.so
+KERNEL_SOURCES := $(wildcard ossy/kernels/*.c)
+kernels: $(KERNELS)
+$(KERNELS): $(KERNEL_SOURCES)
+	$(CC) -O3 -fPIC -shared -pthread -Wall -o $@ $(KERNEL_SOURCES) -lm \
+	  || echo "note: the native kernels did not build ($(CC)); ossy runs the PyTorch path"
 
 # bubblewrap isolates every process a tool starts (ossy/sandbox). Installed from apt when missing and
 # we are root or sudo needs no password; otherwise a note, and the sandbox tests skip.
@@ -43,4 +53,4 @@ goldens: $(STAMP)
 	  run . -dir ..
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis $(KERNELS)

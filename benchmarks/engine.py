@@ -3,12 +3,13 @@
 One random checkpoint at full gpt-oss width (hidden 2880, 64 query / 8 kv heads of 64, 32
 experts of width 2880, top-4) with few layers and a reduced vocabulary (both stated in the
 output) is written with MXFP4 experts. transformers loads it with `Mxfp4Config(dequantize=True)`
-(bf16 experts, eager attention); ossy keeps the experts packed and dequantizes the routed ones
-per step, once without and once with a dequantized-expert cache large enough for every expert.
+(bf16 experts, eager attention); ossy keeps the experts packed and runs them on its native kernels
+("ossy"), or on the PyTorch path, which dequantizes the routed experts per step ("ossy-torch"),
+once without and once with a dequantized-expert cache large enough for every expert.
 Each engine runs in its own subprocess, so its peak RSS (ru_maxrss) is its own. All bf16.
 "load s" is opening the checkpoint (transformers dequantizes every expert there; ossy maps the
 file and reads pages on first use, inside the warm-up). With the cache, the warm-up fills it, so
-the "ossy+cache" figures are steady state with every routed expert already dequantized.
+the "ossy-torch+cache" figures are steady state with every routed expert already dequantized.
 Each engine first does one untimed warm-up run of the same prompt, then `--repeat` timed runs,
 each on a fresh KV cache: prefill of the prompt (logits of the last position), then greedy
 decode; the best run counts (the machine is shared, so the best is the least disturbed).
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-ENGINES = ("transformers", "ossy", "ossy+cache")
+ENGINES = ("transformers", "ossy", "ossy-torch", "ossy-torch+cache")
 
 
 def full_width_config(layers: int, vocab: int):
@@ -82,8 +83,9 @@ def load_engine(engine: str, path: str):
         return step, lambda: None
     import ossy.api
 
-    cache_bytes = 1 << 40 if engine == "ossy+cache" else 0
-    model = ossy.api.load(path, dtype="bfloat16", expert_cache_bytes=cache_bytes).model
+    cache_bytes = 1 << 40 if engine.endswith("+cache") else 0
+    kernels = "torch" if engine.startswith("ossy-torch") else "auto"
+    model = ossy.api.load(path, dtype="bfloat16", expert_cache_bytes=cache_bytes, kernels=kernels).model
 
     def step(ids, cache):
         return int(model.forward(ids, cache, last_only=True)[0].argmax()), cache
@@ -130,7 +132,7 @@ def run_engine(engine: str, path: Path, args) -> dict:
 
 
 def report(results: dict[str, dict], args) -> None:
-    base = results["transformers"]
+    base = results.get("transformers") or next(iter(results.values()))  # the ratios' denominator
     print(f"\ngpt-oss width (H 2880, 64/8 heads x 64, 32 experts top-4, I 2880), {args.layers} layers, "
           f"vocab {args.vocab} (reduced from 201088), bf16, {torch.get_num_threads()} threads; "
           f"prompt {args.prompt} tokens, decode {args.decode} tokens, best of {args.repeat}")
@@ -142,9 +144,11 @@ def report(results: dict[str, dict], args) -> None:
               f"{r['decode_tok_s'] / base['decode_tok_s']:>7.2f}{r['peak_rss_mb']:>13.0f}"
               f"{r['peak_rss_mb'] / base['peak_rss_mb']:>7.2f}")
     same = {e: sum(a == b for a, b in zip(r["tokens"], base["tokens"])) for e, r in results.items()}
-    print("greedy tokens equal to transformers' (of %d; random bf16 weights have near-ties): %s"
-          % (args.decode, same))
-    print("x = ratio to transformers (higher is better for tok/s, lower for memory)")
+    first = next(iter(results))
+    name = "transformers'" if "transformers" in results else f"{first}'s"
+    print(f"greedy tokens equal to {name} (of {args.decode}; random bf16 weights have near-ties): {same}")
+    print(f"x = ratio to {name[:-2] if name.endswith(chr(39) + 's') else 'transformers'} (higher is better for "
+          f"tok/s, lower for memory)")
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 logging.getLogger("ossy").addHandler(logging.NullHandler())
 
 
-def load(path, dtype="bfloat16"):
-    """Load a gpt-oss checkpoint directory; see `ossy.api.load`."""
+def load(path, dtype="bfloat16", **options):
+    """Load a gpt-oss checkpoint directory; see `ossy.api.load` (options: kernels, threads...)."""
     from ossy.api import load as _load
 
-    return _load(path, dtype=dtype)
+    return _load(path, dtype=dtype, **options)

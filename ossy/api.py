@@ -18,19 +18,27 @@ from ossy.engine.sampling import Sampler
 from ossy.errors import OssyError
 from ossy.model.config import GptOssConfig
 from ossy.model.gptoss import GptOss
+from ossy.model.backends import KERNEL_CHOICES
+from ossy.model.native import open_kernels
 from ossy.model.weights import Checkpoint
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
-def load(path: str | os.PathLike, dtype: str = "bfloat16", expert_cache_bytes: int = 0) -> "Model":
-    """Load a gpt-oss checkpoint directory. MXFP4 experts stay packed; `expert_cache_bytes`
-    bounds an optional cache of dequantized experts."""
+def load(path: str | os.PathLike, dtype: str = "bfloat16", expert_cache_bytes: int = 0, kernels: str = "auto",
+         threads: int | None = None) -> "Model":
+    """Load a gpt-oss checkpoint directory. MXFP4 experts stay packed and run on ossy's native
+    kernels (`kernels`: "auto", "avx512", "avx2" or "torch" for the PyTorch path; `threads`
+    default: the physical cores); on the PyTorch path `expert_cache_bytes` bounds an optional
+    cache of dequantized experts."""
     if dtype not in DTYPES:
         raise OssyError(f"dtype {dtype!r} is not supported; use one of {', '.join(map(repr, DTYPES))}")
+    if kernels not in KERNEL_CHOICES:
+        raise OssyError(f"kernels {kernels!r} is not one of {', '.join(KERNEL_CHOICES)}")
     checkpoint = Checkpoint.open(path)
     torch_dtype = DTYPES[dtype]
-    model = GptOss.from_tensors(checkpoint.config, checkpoint.load(torch_dtype), torch_dtype, expert_cache_bytes)
+    model = GptOss.from_tensors(checkpoint.config, checkpoint.load(torch_dtype), torch_dtype, expert_cache_bytes,
+                                kernels=open_kernels(kernels, threads))
     return Model(model)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ossy.duration import parse_duration
 from ossy.errors import OssyError
+from ossy.model.backends import KERNEL_CHOICES
 
 DEFAULT_MAX_BODY = 16 << 20  # bytes of a request body (a 131k-token conversation is ~1 MB of JSON)
 
@@ -38,6 +39,8 @@ class Settings:
     context_length: int | None = None  # OSSY_CONTEXT_LENGTH | OLLAMA_CONTEXT_LENGTH, default num_ctx
     max_body: int = DEFAULT_MAX_BODY  # OSSY_MAX_BODY, bytes of a request body (blob uploads excepted)
     create_root: Path | None = None  # OSSY_CREATE_ROOT, where /api/create may read `from` directories
+    kernels: str = "auto"  # OSSY_KERNELS: auto | avx512 | avx2 | torch (the PyTorch path)
+    num_threads: int | None = None  # OSSY_NUM_THREADS, threads of the native kernels; None: the physical cores
 
 
 def settings(environ: dict[str, str] | None = None) -> Settings:
@@ -57,6 +60,8 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         context_length=env.number("OSSY_CONTEXT_LENGTH", "OLLAMA_CONTEXT_LENGTH", default=None, zero=None),
         max_body=env.size("OSSY_MAX_BODY", default=DEFAULT_MAX_BODY),
         create_root=Path(root).expanduser() if (root := env.text("OSSY_CREATE_ROOT")) else None,
+        kernels=env.choice("OSSY_KERNELS", KERNEL_CHOICES, default="auto"),
+        num_threads=env.number("OSSY_NUM_THREADS", default=None, zero=None),
     )
 
 
@@ -96,6 +101,14 @@ class _Env:
         if number < low:
             raise SettingsError(f"{name}={value!r}: expected a whole number of at least {low}")
         return number
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value not in choices:
+            raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+        return value
 
     def duration(self, *names: str, default: float) -> float:
         found = self._first(*names)

@@ -14,6 +14,7 @@ import ossy
 import tiny
 from ossy.model import mxfp4
 from ossy.model.gptoss import GptOss
+from ossy.model.native import open_kernels
 
 CONFIGS = {
     "gqa": dict(),
@@ -87,31 +88,39 @@ def test_mxfp4_experts_bit_identical_to_transformers(mxfp4_checkpoint):
             assert torch.equal(b1, hf.gate_up_proj_bias[e]) and torch.equal(b2, hf.down_proj_bias[e])
 
 
-def test_mxfp4_logits_match_transformers(mxfp4_checkpoint):
+# every path this machine can run: the PyTorch reference and ossy's native kernels
+KERNELS = ["torch"] + [name for name in ("avx512", "avx2") if (k := open_kernels(name)) is not None and k.name == name]
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_mxfp4_logits_match_transformers(mxfp4_checkpoint, kernels):
     theirs = hf_dequantized(mxfp4_checkpoint)
-    ours = ossy.load(mxfp4_checkpoint, dtype="float32")
+    ours = ossy.load(mxfp4_checkpoint, dtype="float32", kernels=kernels)
+    assert ours.model.backend == ("torch" if kernels == "torch" else f"native-{kernels}")
     tokens = ids(SEQ, ours.config.vocab_size, seed=2)
     close(ours.logits(tokens.tolist()), hf_logits(theirs, tokens))
 
 
-def test_bfloat16_matches_transformers_in_bfloat16(mxfp4_checkpoint):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_bfloat16_matches_transformers_in_bfloat16(mxfp4_checkpoint, kernels):
     """Different rounding orders: agreement at the bf16 level (~1e-2), not bit-exact."""
     theirs = hf_dequantized(mxfp4_checkpoint, torch.bfloat16)
-    ours = ossy.load(mxfp4_checkpoint)  # bfloat16 by default
+    ours = ossy.load(mxfp4_checkpoint, kernels=kernels)  # bfloat16 by default
     tokens = ids(SEQ, ours.config.vocab_size, seed=3)
     logits = ours.logits(tokens.tolist())
     assert logits.dtype == torch.float32
     close(logits, hf_logits(theirs, tokens), rel=3e-2)
 
 
-def test_greedy_generate_matches_transformers(tmp_path):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_greedy_generate_matches_transformers(tmp_path, kernels):
     model = tiny.hf_model(seed=21, scale=2.0)
     model.save_pretrained(tmp_path)
     prompt = [5, 17, 42, 8]
     with torch.no_grad():
         expected = model.generate(torch.tensor([prompt]), max_new_tokens=32, min_new_tokens=32,
                                   do_sample=False)[0, len(prompt):].tolist()
-    got = ossy.load(tmp_path, dtype="float32").generate(prompt, max_new_tokens=32, temperature=0.0)
+    got = ossy.load(tmp_path, dtype="float32", kernels=kernels).generate(prompt, max_new_tokens=32, temperature=0.0)
     assert got == expected
     assert len(set(got)) > 3  # not a degenerate repetition
 

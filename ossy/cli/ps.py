@@ -82,8 +82,10 @@ def ps(args: argparse.Namespace) -> int:
     rows = [["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]]
     for m in models:
         digest = str(m.get("digest", "")).removeprefix("sha256:")
+        backend = str(m.get("backend") or "").removeprefix("native-")
         rows.append([m.get("name", ""), digest[:12], human_bytes(int(m.get("size") or 0)),
-                     processor(int(m.get("size") or 0), int(m.get("size_vram") or 0)),
+                     processor(int(m.get("size") or 0), int(m.get("size_vram") or 0)) +
+                     (f" ({backend})" if backend else ""),
                      str(m.get("context_length") or ""), until(m.get("expires_at"))])
     print(table(rows), end="")
     return 0

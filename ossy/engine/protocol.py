@@ -167,6 +167,7 @@ class LoadedModel:
     size_vram: int  # bytes of them on an accelerator (0 on CPU)
     context_length: int  # num_ctx of its slots
     expires_at: float | None  # unix time it unloads when idle; None: never
+    backend: str = "torch"  # what computes it: "native-avx512", "native-avx2" (ossy's kernels) or "torch"
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -45,10 +46,10 @@ MAX_WAIT = 3600.0  # longest single wait of the idle worker (a keep_alive can be
 log = logging.getLogger("ossy.engine")
 
 
-def load_checkpoint(ref: ModelRef, dtype: str) -> GptOss:
+def load_checkpoint(ref: ModelRef, dtype: str, kernels: str = "auto", threads: int | None = None) -> GptOss:
     from ossy.api import load  # ossy.api imports ossy.engine: import at call time
 
-    return load(ref.checkpoint, dtype=dtype).model
+    return load(ref.checkpoint, dtype=dtype, kernels=kernels, threads=threads).model
 
 
 class Command:
@@ -96,8 +97,9 @@ class LocalEngine:
 
     def __init__(self, settings: Settings | None = None, *, num_parallel: int | None = None,
                  max_queue: int | None = None, keep_alive: float | None = None, dtype: str = "bfloat16",
-                 rewind: int = 2048, loader: Callable[[ModelRef, str], GptOss] = load_checkpoint) -> None:
+                 rewind: int = 2048, loader: Callable[[ModelRef, str], GptOss] | None = None) -> None:
         s = settings or read_settings()
+        loader = loader or functools.partial(load_checkpoint, kernels=s.kernels, threads=s.num_threads)
         self.num_parallel = max(1, num_parallel or s.num_parallel)
         self.max_queue = max_queue if max_queue is not None else s.max_queue
         self.keep_alive = keep_alive if keep_alive is not None else s.keep_alive
@@ -151,8 +153,8 @@ class LocalEngine:
         await self._on_worker(expire)
 
     def loaded(self) -> list[LoadedModel]:
-        return [LoadedModel(r.ref.name, r.ref.digest, r.size, size_vram(r), num_ctx(r), r.expires_at())
-                for r in list(self._residents.values())]
+        return [LoadedModel(r.ref.name, r.ref.digest, r.size, size_vram(r), num_ctx(r), r.expires_at(),
+                            getattr(r.model, "backend", "torch")) for r in list(self._residents.values())]
 
     def counters(self) -> dict[str, int]:
         with self._cond:

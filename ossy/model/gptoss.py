@@ -4,7 +4,8 @@ Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the 
 the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token
 ids (of one or several sequences, each with its own `KVCache`) to logits.
 Does not own: reading files (`ossy.model.weights`), MXFP4 bit layout (`ossy.model.mxfp4`), cache
-storage (`ossy.model.cache`), sampling or text.
+storage (`ossy.model.cache`), the native kernels (`ossy.model.native`, which follow this file's
+math), sampling or text.
 
 Shapes: N tokens in a step (all sequences concatenated), T tokens of one sequence, S keys it
 attends over, H hidden, Hq query heads, Hkv kv heads, G = Hq / Hkv, D head_dim, E experts,
@@ -100,6 +101,14 @@ def swiglu(h: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
     return gate * torch.sigmoid(alpha * gate) * (linear + 1)
 
 
+def route(h: torch.Tensor, router: torch.Tensor, router_bias: torch.Tensor, k: int):
+    """h [N, H] -> (chosen [N, K] experts, weights [N, K]): top-k on the raw router logits, then a
+    softmax over the K chosen only (in h's dtype)."""
+    logits = F.linear(h, router, router_bias)  # [N, E]
+    top, chosen = logits.topk(k, dim=-1)  # [N, K]
+    return chosen, top.softmax(dim=-1)
+
+
 def mixture_of_experts(h: torch.Tensor, router: torch.Tensor, router_bias: torch.Tensor, experts, k: int,
                        alpha: float, limit: float) -> torch.Tensor:
     """h [N, H] -> sum over the top-k experts of routing weight * expert(h): [N, H].
@@ -107,9 +116,8 @@ def mixture_of_experts(h: torch.Tensor, router: torch.Tensor, router_bias: torch
     `experts.get(e)` gives expert e's (W1 [2I, H], b1 [2I], W2 [H, I], b2 [H]); only the experts
     some token routes to are asked for. Differentiable (the trainer uses it with parameters).
     """
-    logits = F.linear(h, router, router_bias)  # [N, E]
-    top, chosen = logits.topk(k, dim=-1)  # [N, K] on raw logits
-    weights = top.softmax(dim=-1).view(-1)  # [N*K]: softmax over the K chosen only
+    chosen, weights = route(h, router, router_bias, k)  # [N, K] each
+    weights = weights.view(-1)  # [N*K]
     flat = chosen.view(-1)  # [N*K]
     order = flat.argsort()  # (token, slot) pairs grouped by expert
     counts = flat.bincount(minlength=router.shape[0]).tolist()  # [E]
@@ -192,32 +200,40 @@ def _layer(config: GptOssConfig, i: int, t: dict[str, torch.Tensor], dtype: torc
 
 # -- the model ---------------------------------------------------------------------------------
 class GptOss:
-    """A gpt-oss model in memory. Experts stay as stored (MXFP4 packed or dense)."""
+    """A gpt-oss model in memory. Experts stay as stored (MXFP4 packed or dense). With `kernels`
+    (`ossy.model.native.Kernels`), MXFP4 experts run on the native MoE kernel; everything else,
+    and dense experts, on PyTorch (`backend` says which)."""
 
     def __init__(self, config: GptOssConfig, embed: torch.Tensor, layers: list[Layer], norm: torch.Tensor,
-                 unembed: torch.Tensor, dtype: torch.dtype) -> None:
+                 unembed: torch.Tensor, dtype: torch.dtype, kernels=None) -> None:
         self.config = config
         self.dtype = dtype
+        self.kernels = kernels if any(isinstance(layer.experts, PackedExperts) for layer in layers) else None
         self.embed = embed  # [V, H]
         self.layers = layers
         self.norm = norm  # [H] fp32
         self.unembed = unembed  # [V, H]
         self.inv_freq = rope_inv_freq(config).to(embed.device)  # [D/2] fp32
 
+    @property
+    def backend(self) -> str:
+        """"native-avx512" / "native-avx2" (the MoE on ossy's kernels) or "torch"."""
+        return f"native-{self.kernels.name}" if self.kernels is not None else "torch"
+
     @classmethod
     def from_tensors(cls, config: GptOssConfig, tensors: dict[str, torch.Tensor],
-                     dtype: torch.dtype = torch.bfloat16, expert_cache_bytes: int = 0) -> "GptOss":
+                     dtype: torch.dtype = torch.bfloat16, expert_cache_bytes: int = 0, kernels=None) -> "GptOss":
         """Build from canonical (HF-named) tensors, as `weights.Checkpoint.load` returns them.
 
-        MXFP4 experts stay packed; up to `expert_cache_bytes` of dequantized experts are kept
-        (least recently used first out) across steps.
+        MXFP4 experts stay packed; with `kernels` they run on the native kernel, else up to
+        `expert_cache_bytes` of dequantized experts are kept (least recently used first out).
         """
         packed = "model.layers.0.mlp.experts.gate_up_proj_blocks" in tensors
         _check(config, tensors, packed)
         cache = ExpertCache(expert_cache_bytes) if packed and expert_cache_bytes > 0 else None
         layers = [_layer(config, i, tensors, dtype, cache) for i in range(config.num_hidden_layers)]
         return cls(config, tensors["model.embed_tokens.weight"].to(dtype), layers,
-                   tensors["model.norm.weight"].float(), tensors["lm_head.weight"].to(dtype), dtype)
+                   tensors["model.norm.weight"].float(), tensors["lm_head.weight"].to(dtype), dtype, kernels)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config, self.dtype, self.embed.device)
@@ -270,5 +286,8 @@ class GptOss:
 
     def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
         c = self.config
+        if self.kernels is not None and isinstance(layer.experts, PackedExperts):
+            chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok)
+            return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
         return mixture_of_experts(h, layer.router, layer.router_bias, layer.experts, c.num_experts_per_tok,
                                   c.swiglu_alpha, c.swiglu_limit)

@@ -13,7 +13,8 @@ Differences from Ollama, on purpose:
   * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages;
   * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension);
   * /api/tags adds `warnings` (manifests it skipped because they cannot be read), /api/ps adds
-    `engine` (`Engine.health()`: whether the worker runs, its restarts and last error);
+    `engine` (`Engine.health()`: whether the worker runs, its restarts and last error) and each
+    model's `backend` (ossy's native kernels or the PyTorch path);
   * bodies are typed strictly, as Go decodes them: `"stream": "yes"` or `"keep_alive": true` is
     a 400, not a guess;
   * /api/create reads `from` as a model name (over HTTP a path would let any caller read the
@@ -344,7 +345,7 @@ def register(app: FastAPI, state: State) -> None:
             model_details = details(found) if found is not None else {}
             out.append({"name": m.name, "model": m.name, "size": m.size, "digest": m.digest, "details": model_details,
                         "expires_at": now_rfc3339(m.expires_at) if m.expires_at else "2318-01-01T00:00:00Z",
-                        "size_vram": m.size_vram, "context_length": m.context_length})
+                        "size_vram": m.size_vram, "context_length": m.context_length, "backend": m.backend})
         return {"models": out, "engine": state.engine.health()}
 
 

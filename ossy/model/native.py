@@ -1,0 +1,111 @@
+"""ossy's native CPU kernels (`ossy/kernels/*.c`, built by `make` into `libossy_kernels.so`), as
+torch-facing functions.
+
+Owns: finding and loading the library, choosing its path (`open_kernels("auto" | "avx512" |
+"avx2" | "torch")`: the best the CPU has, or a lower one a setting forces; None means the PyTorch
+path), its thread count, and `Kernels.moe`, one MoE block on packed MXFP4 experts. Routing stays
+in PyTorch, exactly as `ossy.model.gptoss.mixture_of_experts` computes it, and the kernel gets
+each token's chosen experts and weights.
+Does not own: the math itself (the C file states its numerics, which follow the PyTorch
+reference), building the library (the Makefile), or which settings pick a path (`ossy.config`).
+
+Written with ctypes rather than as a torch extension: the kernels take raw pointers and sizes,
+need no torch headers or ninja at build time, and ctypes releases the GIL while they run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from ossy.model.backends import KERNEL_CHOICES, LEVELS
+
+LIBRARY = Path(__file__).resolve().parents[1] / "kernels" / "libossy_kernels.so"
+NAMES = {level: name for name, level in LEVELS.items()}
+
+log = logging.getLogger("ossy.model")
+
+
+class _MoeArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("n_tokens", "hidden", "inter", "n_experts", "top_k", "fp32",
+                                                    "level")] + \
+               [(name, ctypes.c_void_p) for name in ("x", "experts", "weights", "gu_blocks", "gu_scales", "gu_bias",
+                                                     "dn_blocks", "dn_scales", "dn_bias")] + \
+               [("alpha", ctypes.c_float), ("limit", ctypes.c_float), ("out", ctypes.c_void_p)]
+
+
+class Kernels:
+    """The loaded library at one path (`name`: "avx512" or "avx2")."""
+
+    def __init__(self, lib: ctypes.CDLL, level: int) -> None:
+        self.lib, self.level, self.name = lib, level, NAMES[level]
+
+    def set_threads(self, n: int) -> int:
+        """Use `n` threads (this one included); the number running."""
+        return self.lib.ossy_set_threads(max(1, n))
+
+    def moe(self, h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
+            limit: float) -> torch.Tensor:
+        """h [N, H] (bf16 or fp32) with each token's experts `chosen` [N, K] and `weights` [N, K]
+        -> the MoE block's output [N, H]; `experts` is a `PackedExperts`."""
+        h = h.contiguous()
+        chosen = chosen.to(torch.int32).contiguous()
+        weights = weights.to(h.dtype).contiguous()
+        out = torch.empty_like(h)
+        gu_blocks, gu_scales = experts.gate_up
+        dn_blocks, dn_scales = experts.down
+        parts = (gu_blocks, gu_scales, dn_blocks, dn_scales)
+        if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in parts):
+            raise ValueError("packed experts must be contiguous uint8 blocks and scales")
+        gu_bias, dn_bias = experts.gate_up_bias.to(h.dtype).contiguous(), experts.down_bias.to(h.dtype).contiguous()
+        args = _MoeArgs(n_tokens=h.shape[0], hidden=h.shape[1], inter=dn_blocks.shape[2] * 32,
+                        n_experts=gu_blocks.shape[0], top_k=chosen.shape[1], fp32=int(h.dtype == torch.float32),
+                        level=self.level,
+                        x=h.data_ptr(), experts=chosen.data_ptr(), weights=weights.data_ptr(),
+                        gu_blocks=gu_blocks.data_ptr(), gu_scales=gu_scales.data_ptr(), gu_bias=gu_bias.data_ptr(),
+                        dn_blocks=dn_blocks.data_ptr(), dn_scales=dn_scales.data_ptr(), dn_bias=dn_bias.data_ptr(),
+                        alpha=alpha, limit=limit, out=out.data_ptr())
+        if self.lib.ossy_moe(ctypes.byref(args)) != 0:
+            raise RuntimeError("the native MoE kernel failed (out of memory, or a bad shape)")
+        return out
+
+
+def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | None:
+    """The native kernels at the best path the CPU has (at most `choice`), or None: "torch"
+    asked for, the library not built, or the CPU without AVX2. `threads` default: the cores."""
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(f"kernels must be one of {', '.join(KERNEL_CHOICES)}, not {choice!r}")
+    if choice == "torch":
+        return None
+    if not LIBRARY.is_file():
+        log.warning("native kernels not built (%s is missing: run make); using the PyTorch path", LIBRARY)
+        return None
+    lib = ctypes.CDLL(str(LIBRARY))
+    lib.ossy_select.argtypes = [ctypes.c_int]
+    lib.ossy_set_threads.argtypes = [ctypes.c_int]
+    lib.ossy_moe.argtypes = [ctypes.c_void_p]
+    level = lib.ossy_select(LEVELS.get(choice, max(LEVELS.values())))
+    if level == 0:
+        log.warning("this CPU has neither AVX512-BF16 nor AVX2: using the PyTorch path")
+        return None
+    kernels = Kernels(lib, level)
+    running = kernels.set_threads(threads or physical_cores())
+    log.info("MoE experts run on ossy's native %s kernels, %d threads", kernels.name, running)
+    return kernels
+
+
+def physical_cores() -> int:
+    """Cores this process may run on, counting SMT siblings once (sysfs topology; else CPUs)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(), (topology / "core_id").read_text().strip()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))

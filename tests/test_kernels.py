@@ -1,0 +1,150 @@
+"""ossy's native MoE kernel against the PyTorch reference (`ossy.model.gptoss.mixture_of_experts`),
+on each path the CPU has (AVX512-BF16, AVX2), forced the way OSSY_KERNELS forces it: bf16 bit for
+bit, fp32 to rounding; odd token counts, one token and many, every expert routed and experts with
+none, shapes whose blocks do not pair or whose rows are not a multiple of four. Then whole models:
+the same greedy tokens on both paths, and the PyTorch path when the library is missing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ossy
+from ossy.model import native
+from ossy.model.gptoss import GptOss, mixture_of_experts, route
+from ossy.model.mxfp4 import PackedExperts, quantize
+from store_util import make_checkpoint
+
+PATHS = [name for name in ("avx512", "avx2") if (k := native.open_kernels(name)) is not None and k.name == name]
+if not native.LIBRARY.is_file():
+    pytest.fail(f"{native.LIBRARY} is not built: `make test` builds it (make kernels)", pytrace=False)
+
+
+def experts(E: int, H: int, I: int, dtype: torch.dtype, seed: int = 0) -> PackedExperts:
+    """Random experts: quantized normals when small, random MXFP4 bytes at full width (fast)."""
+    g = torch.Generator().manual_seed(seed)
+    if H * I <= 1 << 16:
+        gate_up_blocks, gate_up_scales = quantize(torch.randn(E, 2 * I, H, generator=g) * 0.1)
+        down_blocks, down_scales = quantize(torch.randn(E, H, I, generator=g) * 0.1)
+    else:  # every code, scales 2^-9..2^-6 (values of std ~ 1/sqrt(H), as trained weights have)
+        gate_up_blocks = torch.randint(0, 256, (E, 2 * I, H // 32, 16), dtype=torch.uint8, generator=g)
+        gate_up_scales = torch.randint(118, 122, (E, 2 * I, H // 32), dtype=torch.uint8, generator=g)
+        down_blocks = torch.randint(0, 256, (E, H, I // 32, 16), dtype=torch.uint8, generator=g)
+        down_scales = torch.randint(118, 122, (E, H, I // 32), dtype=torch.uint8, generator=g)
+    return PackedExperts(gate_up_blocks, gate_up_scales, (torch.randn(E, 2 * I, generator=g) * 0.1).to(dtype),
+                         down_blocks, down_scales, (torch.randn(E, H, generator=g) * 0.1).to(dtype), dtype)
+
+
+def both(kernels, E, H, I, N, K, dtype, *, only=None, seed=0):
+    """(kernel output, reference output) for N random tokens; `only` limits the experts routed to."""
+    g = torch.Generator().manual_seed(seed + 1)
+    packed = experts(E, H, I, dtype, seed)
+    h = torch.randn(N, H, generator=g).to(dtype)
+    router = (torch.randn(E, H, generator=g) * 0.3).to(dtype)
+    bias = torch.zeros(E, dtype=dtype)
+    if only is not None:  # the other experts can never win
+        bias[[e for e in range(E) if e not in only]] = -1e4
+    reference = mixture_of_experts(h, router, bias, packed, K, 1.702, 7.0)
+    chosen, weights = route(h, router, bias, K)
+    return kernels.moe(h, chosen, weights, packed, 1.702, 7.0), reference, chosen
+
+
+SHAPES = [  # E, H, I, N, K
+    (8, 256, 128, 1, 4),  # decode: one token
+    (8, 256, 128, 3, 4),  # odd tokens
+    (8, 256, 128, 17, 2),
+    (4, 64, 32, 64, 4),  # many tokens, every expert routed; a single block per down row
+    (6, 96, 96, 5, 3),  # three blocks per row: one does not pair
+    (5, 64, 96, 7, 2),  # 2I = 192 rows and H = 64: rows in fours and a remainder; odd blocks
+    (32, 2880, 2880, 1, 4),  # gpt-oss width, one token
+    (32, 2880, 2880, 9, 4),
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"E{e}-H{h}-I{i}-N{n}-K{k}" for e, h, i, n, k in SHAPES])
+def test_bf16_is_bit_identical_to_the_reference(path, shape):
+    got, expected, chosen = both(native.open_kernels(path), *shape, torch.bfloat16)
+    assert got.dtype == torch.bfloat16
+    if shape[1] < 2880 or chosen.view(-1).bincount().max() == 1:
+        assert torch.equal(got, expected)
+    else:  # an expert with several tokens: the reference's bf16 GEMM sums 2880 products in another
+        # order than its GEMV does, so a few values round to the neighbouring bf16
+        assert (got == expected).float().mean() > 0.999
+        torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=1e-3 * float(expected.abs().max()))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", SHAPES[:6], ids=[f"E{e}-H{h}-I{i}-N{n}-K{k}" for e, h, i, n, k in SHAPES[:6]])
+def test_fp32_matches_the_reference_to_rounding(path, shape):
+    got, expected, _ = both(native.open_kernels(path), *shape, torch.float32)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_experts_without_tokens_and_a_single_expert(path):
+    kernels = native.open_kernels(path)
+    got, expected, chosen = both(kernels, 8, 256, 128, 11, 2, torch.bfloat16, only=(2, 5))
+    assert set(chosen.view(-1).tolist()) == {2, 5} and torch.equal(got, expected)
+    got, expected, chosen = both(kernels, 8, 256, 128, 4, 1, torch.bfloat16, only=(7,))
+    assert set(chosen.view(-1).tolist()) == {7} and torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_thread_count_changes_nothing(path):
+    kernels = native.open_kernels(path)
+    try:
+        outputs = []
+        for threads in (1, 2, 3):
+            assert kernels.set_threads(threads) >= 1
+            outputs.append(both(kernels, 8, 256, 128, 13, 4, torch.bfloat16)[0])
+    finally:
+        kernels.set_threads(native.physical_cores())
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+
+
+def test_bad_routing_is_refused_not_read_out_of_bounds():
+    kernels = native.open_kernels(PATHS[0]) if PATHS else pytest.skip("this CPU has neither AVX512-BF16 nor AVX2")
+    packed = experts(4, 64, 32, torch.bfloat16)
+    h = torch.randn(2, 64).to(torch.bfloat16)
+    with pytest.raises(RuntimeError, match="native MoE kernel failed"):
+        kernels.moe(h, torch.tensor([[0, 9], [1, 2]]), torch.ones(2, 2), packed, 1.702, 7.0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("kernels") / "tiny", vocab_size=300, seed=3)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_greedy_tokens_are_the_same_on_every_path(checkpoint, dtype):
+    prompt = [5, 17, 42, 9, 250, 3, 77]
+    reference = ossy.load(checkpoint, dtype=dtype, kernels="torch")
+    assert reference.model.backend == "torch"
+    expected = reference.generate(prompt, max_new_tokens=24)
+    for path in PATHS:
+        model = ossy.load(checkpoint, dtype=dtype, kernels=path)
+        assert model.model.backend == f"native-{path}"
+        assert model.generate(prompt, max_new_tokens=24) == expected
+        logits, reference_logits = model.logits(prompt), reference.logits(prompt)
+        torch.testing.assert_close(logits, reference_logits, rtol=1e-2, atol=1e-2 if dtype == "bfloat16" else 1e-4)
+
+
+def test_without_the_library_the_pytorch_path_runs(checkpoint, monkeypatch, caplog):
+    monkeypatch.setattr(native, "LIBRARY", native.LIBRARY.with_name("missing.so"))
+    with caplog.at_level("WARNING", logger="ossy.model"):
+        model = ossy.load(checkpoint, dtype="float32")
+    assert model.model.backend == "torch" and "native kernels not built" in caplog.text
+    assert len(model.generate([1, 2, 3], max_new_tokens=4)) == 4
+
+
+def test_the_setting_picks_the_path(checkpoint):
+    from ossy.config import SettingsError, settings
+
+    assert settings({"OSSY_KERNELS": "torch"}).kernels == "torch"
+    with pytest.raises(SettingsError, match="OSSY_KERNELS='fast'"):
+        settings({"OSSY_KERNELS": "fast"})
+    assert ossy.load(checkpoint, dtype="float32", kernels="torch").model.backend == "torch"
+    with pytest.raises(ossy.errors.OssyError, match="kernels 'fast'"):
+        ossy.load(checkpoint, kernels="fast")
