@@ -23,10 +23,10 @@ test: $(STAMP) sandbox kernels
 # one shared library with AVX512 and AVX2 paths chosen at run time. Without a compiler the note
 # below is printed and ossy runs the PyTorch path (ossy.model.native says so in its log).
 KERNELS := ossy/kernels/libossy_kernels.so
-KERNEL_SOURCES := $(wildcard ossy/kernels/*.c)
+KERNEL_SOURCES := $(wildcard ossy/kernels/*.c ossy/kernels/*.h)
 kernels: $(KERNELS)
 $(KERNELS): $(KERNEL_SOURCES)
-	$(CC) -O3 -fPIC -shared -pthread -Wall -o $@ $(KERNEL_SOURCES) -lm \
+	$(CC) -O3 -fPIC -shared -pthread -Wall -o $@ $(filter %.c,$(KERNEL_SOURCES)) -lm \
 	  || echo "note: the native kernels did not build ($(CC)); ossy runs the PyTorch path"
 
 # bubblewrap isolates every process a tool starts (ossy/sandbox). Installed from apt when missing and

@@ -148,3 +148,24 @@ def test_the_setting_picks_the_path(checkpoint):
     assert ossy.load(checkpoint, dtype="float32", kernels="torch").model.backend == "torch"
     with pytest.raises(ossy.errors.OssyError, match="kernels 'fast'"):
         ossy.load(checkpoint, kernels="fast")
+
+
+LINEAR_SHAPES = [(1, 2880, 5120), (3, 4096, 2880), (8, 64, 37), (2, 100, 7), (1, 31, 5), (5, 2880, 1)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=[f"N{n}-in{i}-out{o}" for n, i, o in LINEAR_SHAPES])
+def test_linear_matches_torch_to_one_bf16_rounding(path, shape):
+    n, fan_in, out = shape
+    g = torch.Generator().manual_seed(fan_in + out)
+    x = torch.randn(n, fan_in, generator=g).to(torch.bfloat16)
+    w = (torch.randn(out, fan_in, generator=g) * fan_in ** -0.5).to(torch.bfloat16)
+    b = torch.randn(out, generator=g).to(torch.bfloat16)
+    kernels = native.open_kernels(path)
+    for bias in (b, None):
+        got, expected = kernels.linear(x, w, bias), torch.nn.functional.linear(x, w, bias)
+        assert got.dtype == torch.bfloat16 and got.shape == (n, out)
+        assert (got == expected).float().mean() > 0.99  # the same sum in another order: rarely another rounding
+        torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=1e-2)
+    with pytest.raises(RuntimeError, match="native linear kernel failed"):
+        kernels.linear(torch.zeros(native.MAX_LINEAR_TOKENS + 1, fan_in, dtype=torch.bfloat16), w)

@@ -2,7 +2,7 @@
  *
  * Owns: `ossy_moe` (one layer's routed experts for N tokens: gate_up -> clamped SwiGLU -> down ->
  * weighted sum, never dequantizing a matrix), its AVX512 (F/BW/VL/BF16) and AVX2 (+FMA/F16C)
- * variants chosen at run time, and a small thread pool (`ossy_set_threads`).
+ * variants chosen at run time (`ossy_select`), on the thread pool of pool.c.
  * Does not own: routing (the caller passes each token's experts and weights, computed as the
  * PyTorch reference computes them), attention, or anything outside one MoE block.
  *
@@ -21,132 +21,17 @@
  */
 
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <immintrin.h>
 
-typedef uint16_t bf16;
-
-#define BLOCK 32
-#define MAX_THREADS 64
-
-/* ---- bf16 ------------------------------------------------------------------------------- */
-
-static inline float bf16_to_f32(bf16 v) {
-    uint32_t bits = (uint32_t)v << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static inline bf16 f32_to_bf16(float f) { /* round to nearest even, as torch does */
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return (bf16)((bits >> 16) | 0x40); /* NaN stays NaN */
-    bits += 0x7fffu + ((bits >> 16) & 1u);
-    return (bf16)(bits >> 16);
-}
-
-static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+#include "common.h"
 
 static float SCALES[256]; /* E8M0 code -> 2^(code - 127), filled by ossy_select */
-static int supported;     /* the highest level ossy_select has granted (moe_args.level may not exceed it) */
+static int supported;     /* the highest level ossy_select has granted (a call's level may not exceed it) */
+
+int ossy_supported(void) { return supported; }
 
 static inline float scale_of(uint8_t s) { return SCALES[s]; }
-
-/* ---- the thread pool ------------------------------------------------------------------------ */
-
-typedef void (*task_fn)(void *ctx, int task);
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    int started, wanted;          /* worker threads running / asked for (plus the caller) */
-    pthread_t threads[MAX_THREADS];
-    _Atomic uint32_t generation;  /* bumped for every parallel run */
-    _Atomic uint64_t next;        /* generation << 32 | next task index */
-    _Atomic int done;             /* tasks finished in this generation */
-    task_fn fn;
-    void *ctx;
-    int tasks;
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .wanted = 1};
-
-static int claim(uint32_t gen, int tasks) {
-    uint64_t v = atomic_load(&pool.next);
-    for (;;) {
-        if ((uint32_t)(v >> 32) != gen || (int)(uint32_t)v >= tasks) return -1;
-        if (atomic_compare_exchange_weak(&pool.next, &v, v + 1)) return (int)(uint32_t)v;
-    }
-}
-
-static void run_tasks(uint32_t gen, task_fn fn, void *ctx, int tasks) {
-    int t;
-    while ((t = claim(gen, tasks)) >= 0) {
-        fn(ctx, t);
-        atomic_fetch_add(&pool.done, 1);
-    }
-}
-
-static void *worker(void *arg) {
-    (void)arg;
-    uint32_t seen = atomic_load(&pool.generation);
-    for (;;) {
-        int spins = 0;
-        while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen) {
-            if (++spins < 20000) { _mm_pause(); continue; }
-            pthread_mutex_lock(&pool.mu);
-            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.wake, &pool.mu);
-            pthread_mutex_unlock(&pool.mu);
-        }
-        pthread_mutex_lock(&pool.mu);
-        seen = atomic_load(&pool.generation);
-        task_fn fn = pool.fn;
-        void *ctx = pool.ctx;
-        int tasks = pool.tasks;
-        pthread_mutex_unlock(&pool.mu);
-        if (fn == NULL) return NULL; /* shutting down */
-        run_tasks(seen, fn, ctx, tasks);
-    }
-}
-
-int ossy_set_threads(int n) {
-    if (n < 1) n = 1;
-    if (n > MAX_THREADS) n = MAX_THREADS;
-    pthread_mutex_lock(&pool.mu);
-    pool.wanted = n;
-    while (pool.started < n - 1) {
-        if (pthread_create(&pool.threads[pool.started], NULL, worker, NULL) != 0) break;
-        pthread_detach(pool.threads[pool.started]);
-        pool.started++;
-    }
-    pthread_mutex_unlock(&pool.mu);
-    return pool.started + 1;
-}
-
-/* Run fn(ctx, 0..tasks-1) on the pool and this thread; returns when all are done. Extra workers
- * beyond `wanted` (after a lower ossy_set_threads) just find no task. */
-static void parallel(task_fn fn, void *ctx, int tasks) {
-    if (tasks <= 0) return;
-    if (pool.wanted <= 1 || pool.started == 0 || tasks == 1) {
-        for (int t = 0; t < tasks; t++) fn(ctx, t);
-        return;
-    }
-    pthread_mutex_lock(&pool.mu);
-    uint32_t gen = atomic_load(&pool.generation) + 1;
-    pool.fn = fn;
-    pool.ctx = ctx;
-    pool.tasks = tasks;
-    atomic_store(&pool.done, 0);
-    atomic_store(&pool.next, (uint64_t)gen << 32);
-    atomic_store_explicit(&pool.generation, gen, memory_order_release);
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.mu);
-    run_tasks(gen, fn, ctx, tasks);
-    while (atomic_load(&pool.done) < tasks) _mm_pause();
-}
 
 /* ---- dot products of weight rows with activations ---------------------------------------- */
 
@@ -194,6 +79,18 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
         scale = _mm512_permutexvar_ps(pick, sc);                                                      \
     } while (0)
 
+/* The same with the pair's two scales broadcast from the table and blended (loads, no shuffle). */
+#define DECODE_PAIR_TABLE(src, srow, p, wa, wb, scale)                                                \
+    do {                                                                                              \
+        __m512i bytes_ = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src)));           \
+        __m512i codes_ = _mm512_and_si512(_mm512_srlv_epi16(bytes_, shifts), low4);                    \
+        __m512i lo_ = _mm512_shuffle_epi8(lut_lo, codes_), hi_ = _mm512_shuffle_epi8(lut_hi, codes_);  \
+        wa = (__m512bh)_mm512_unpacklo_epi8(lo_, hi_);                                                \
+        wb = (__m512bh)_mm512_unpackhi_epi8(lo_, hi_);                                                \
+        scale = _mm512_mask_blend_ps((__mmask16)0xF0F0, _mm512_set1_ps(SCALES[(srow)[2 * (p)]]),        \
+                                     _mm512_set1_ps(SCALES[(srow)[2 * (p) + 1]]));                    \
+    } while (0)
+
 #define FP4_LUTS                                                                                      \
     const __m512i lut_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(                                       \
         0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,                       \
@@ -215,31 +112,21 @@ __attribute__((noinline)) static void rows_avx512_one(const uint8_t *blocks, con
     int r0 = 0;
     for (; r0 + 4 <= rows && groups % 2 == 0; r0 += 4) {
         const uint8_t *b = blocks + (size_t)r0 * stride;
-        const uint8_t *s = scales + (size_t)r0 * groups;
+        const uint8_t *s0 = scales + (size_t)r0 * groups, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups;
         __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        __m512 sc0 = acc0, sc1 = acc0, sc2 = acc0, sc3 = acc0;
         for (int p = 0; p < pairs; p++) {
-            if (p % 8 == 0) {
-                int left = groups - 2 * p < 16 ? groups - 2 * p : 16;
-                sc0 = load_scales(s + 2 * p, left);
-                sc1 = load_scales(s + groups + 2 * p, left);
-                sc2 = load_scales(s + 2 * groups + 2 * p, left);
-                sc3 = load_scales(s + 3 * groups + 2 * p, left);
-            }
-            const int a = 2 * (p % 8), c = a + 1;
-            const __m512i pick = _mm512_set_epi32(c, c, c, c, a, a, a, a, c, c, c, c, a, a, a, a);
             const __m512bh xa = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)p * 2 * BLOCK));
             const __m512bh xb = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)p * 2 * BLOCK + BLOCK));
             __m512bh wa, wb;
             __m512 scale;
             const size_t off = (size_t)p * 32;
-            DECODE_PAIR(b + off, sc0, wa, wb, scale);
+            DECODE_PAIR_TABLE(b + off, s0, p, wa, wb, scale);
             acc0 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc0);
-            DECODE_PAIR(b + stride + off, sc1, wa, wb, scale);
+            DECODE_PAIR_TABLE(b + stride + off, s1, p, wa, wb, scale);
             acc1 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc1);
-            DECODE_PAIR(b + 2 * stride + off, sc2, wa, wb, scale);
+            DECODE_PAIR_TABLE(b + 2 * stride + off, s2, p, wa, wb, scale);
             acc2 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc2);
-            DECODE_PAIR(b + 3 * stride + off, sc3, wa, wb, scale);
+            DECODE_PAIR_TABLE(b + 3 * stride + off, s3, p, wa, wb, scale);
             acc3 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc3);
         }
         out[r0] = _mm512_reduce_add_ps(acc0);
@@ -649,10 +536,10 @@ int ossy_moe(const moe_args *a) {
     }
     if (ok) {
         phase_ctx c = {a, work, index, task_work, task_row};
-        parallel(gate_up_task, &c, plan_rows(&c, n_work, 2 * I));
-        parallel(swiglu_task, &c, plan_tokens(&c, n_work));
-        parallel(down_task, &c, plan_rows(&c, n_work, H));
-        parallel(combine_task, &c, N);
+        ossy_parallel(gate_up_task, &c, plan_rows(&c, n_work, 2 * I));
+        ossy_parallel(swiglu_task, &c, plan_tokens(&c, n_work));
+        ossy_parallel(down_task, &c, plan_rows(&c, n_work, H));
+        ossy_parallel(combine_task, &c, N);
     }
     for (int k = 0; k < n_work; k++) {
         free(work[k].xs);

@@ -25,6 +25,7 @@ from ossy.model.cache import KVCache
 from ossy.model.config import GptOssConfig
 from ossy.model.errors import CheckpointError
 from ossy.model.mxfp4 import ExpertCache, PackedExperts
+from ossy.model.native import MAX_LINEAR_TOKENS
 from ossy.model.weights import tensor_shapes
 
 
@@ -201,8 +202,9 @@ def _layer(config: GptOssConfig, i: int, t: dict[str, torch.Tensor], dtype: torc
 # -- the model ---------------------------------------------------------------------------------
 class GptOss:
     """A gpt-oss model in memory. Experts stay as stored (MXFP4 packed or dense). With `kernels`
-    (`ossy.model.native.Kernels`), MXFP4 experts run on the native MoE kernel; everything else,
-    and dense experts, on PyTorch (`backend` says which)."""
+    (`ossy.model.native.Kernels`), MXFP4 experts run on the native MoE kernel and the bf16
+    projections of a decode step (qkv, out, lm_head) on its matrix-vector kernel; everything
+    else, and dense experts, on PyTorch (`backend` says which)."""
 
     def __init__(self, config: GptOssConfig, embed: torch.Tensor, layers: list[Layer], norm: torch.Tensor,
                  unembed: torch.Tensor, dtype: torch.dtype, kernels=None) -> None:
@@ -246,7 +248,21 @@ class GptOss:
     @torch.inference_mode()
     def forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool = False) -> list[torch.Tensor]:
         """Several sequences in one step, each (ids [T_b], its cache); returns fp32 logits per
-        sequence. Linear layers and experts see all N = sum T_b tokens at once."""
+        sequence. Linear layers and experts see all N = sum T_b tokens at once.
+
+        A decode step on the native kernels (at most MAX_LINEAR_TOKENS tokens) runs PyTorch's own
+        few small ops on one thread: its idle worker threads would otherwise spin on the cores the
+        kernels' threads need (measured: the MoE kernel took twice as long beside them)."""
+        if self.kernels is not None and sum(ids.shape[0] for ids, _ in sequences) <= MAX_LINEAR_TOKENS:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return self._forward_batch(sequences, last_only)
+            finally:
+                torch.set_num_threads(threads)
+        return self._forward_batch(sequences, last_only)
+
+    def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
         lengths = [ids.shape[0] for ids, _ in sequences]
         positions = torch.cat([torch.arange(c.length, c.length + n) for (_, c), n in zip(sequences, lengths)])
         positions = positions.to(self.embed.device)  # [N]
@@ -262,13 +278,21 @@ class GptOss:
         ends = list(accumulate(lengths))
         rows = [slice(end - 1 if last_only else end - n, end) for end, n in zip(ends, lengths)]
         h = rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
-        return [F.linear(h[r], self.unembed).float() for r in rows]  # [T_b or 1, V] each
+        if last_only:  # one row per sequence: the lm_head reads its 201k rows once for all
+            return list(self._linear(h[[end - 1 for end in ends]], self.unembed).float().split(1))
+        return [self._linear(h[r], self.unembed).float() for r in rows]  # [T_b, V] each
+
+    def _linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, in] @ w^T + b; the native kernel for the few bf16 tokens of a decode step."""
+        if self.kernels is not None and x.dtype == torch.bfloat16 and 0 < x.shape[0] <= MAX_LINEAR_TOKENS:
+            return self.kernels.linear(x, w, b)
+        return F.linear(x, w, b)
 
     def _attention(self, layer: Layer, h, positions, cos, sin, caches, lengths) -> torch.Tensor:
         """h [N, H] -> attention block output [N, H]; attention runs per sequence on its cache."""
         c = self.config
         Hq, Hkv, D = c.num_attention_heads, c.num_key_value_heads, c.head_dim
-        qkv = F.linear(h, layer.qkv, layer.qkv_bias)  # [N, (Hq + 2 Hkv) D]
+        qkv = self._linear(h, layer.qkv, layer.qkv_bias)  # [N, (Hq + 2 Hkv) D]
         q, k, v = qkv.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
         q = rotate(q.view(-1, Hq, D), cos, sin)  # [N, Hq, D]
         k = rotate(k.view(-1, Hkv, D), cos, sin)  # [N, Hkv, D]
@@ -282,7 +306,7 @@ class GptOss:
             outs.append(attention(q[seq], keys, values, layer.sinks, visible))  # [T, Hq, D]
             start += n
         o = torch.cat(outs).view(-1, Hq * D)  # [N, Hq D]
-        return F.linear(o, layer.out, layer.out_bias)
+        return self._linear(o, layer.out, layer.out_bias)
 
     def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -38,6 +38,14 @@ class _MoeArgs(ctypes.Structure):
                [("alpha", ctypes.c_float), ("limit", ctypes.c_float), ("out", ctypes.c_void_p)]
 
 
+class _LinearArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("n_tokens", "in_", "out", "level")] + \
+               [(name, ctypes.c_void_p) for name in ("x", "w", "bias", "y")]
+
+
+MAX_LINEAR_TOKENS = 8  # linear.c's MAX_TOKENS: more tokens make a GEMM, left to PyTorch
+
+
 class Kernels:
     """The loaded library at one path (`name`: "avx512" or "avx2")."""
 
@@ -47,6 +55,17 @@ class Kernels:
     def set_threads(self, n: int) -> int:
         """Use `n` threads (this one included); the number running."""
         return self.lib.ossy_set_threads(max(1, n))
+
+    def linear(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x [N, in] @ w [out, in]^T + bias, all bf16, N <= MAX_LINEAR_TOKENS -> [N, out] bf16."""
+        x, w = x.contiguous(), w.contiguous()
+        bias = bias.contiguous() if bias is not None else None
+        y = torch.empty(x.shape[0], w.shape[0], dtype=torch.bfloat16)
+        args = _LinearArgs(n_tokens=x.shape[0], in_=x.shape[1], out=w.shape[0], level=self.level, x=x.data_ptr(),
+                           w=w.data_ptr(), bias=bias.data_ptr() if bias is not None else None, y=y.data_ptr())
+        if self.lib.ossy_linear(ctypes.byref(args)) != 0:
+            raise RuntimeError("the native linear kernel failed (a bad shape)")
+        return y
 
     def moe(self, h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
             limit: float) -> torch.Tensor:
@@ -88,6 +107,7 @@ def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | 
     lib.ossy_select.argtypes = [ctypes.c_int]
     lib.ossy_set_threads.argtypes = [ctypes.c_int]
     lib.ossy_moe.argtypes = [ctypes.c_void_p]
+    lib.ossy_linear.argtypes = [ctypes.c_void_p]
     level = lib.ossy_select(LEVELS.get(choice, max(LEVELS.values())))
     if level == 0:
         log.warning("this CPU has neither AVX512-BF16 nor AVX2: using the PyTorch path")
