@@ -1,9 +1,9 @@
 """The Python API: `ossy.load(path)` and the `Model` it returns.
 
-Owns: turning a dtype name into a torch dtype, opening a checkpoint and building the model,
-and the small token-level surface (`config`, `logits`, `generate`) documented in the README.
-Does not own: file formats (`ossy.model.weights`), the math (`ossy.model.gptoss`), the decode
-loop (`ossy.engine`) or text (tokenizers and harmony live elsewhere).
+Owns: the small token-level surface (`load`, `config`, `logits`, `generate`) documented in the
+README. Does not own: opening a checkpoint (`ossy.model.loading`), file formats
+(`ossy.model.weights`), the math (`ossy.model.gptoss`), the decode loop (`ossy.engine`) or text
+(tokenizers and harmony live elsewhere).
 """
 
 from __future__ import annotations
@@ -18,28 +18,15 @@ from ossy.engine.sampling import Sampler
 from ossy.errors import OssyError
 from ossy.model.config import GptOssConfig
 from ossy.model.gptoss import GptOss
-from ossy.model.backends import KERNEL_CHOICES
-from ossy.model.native import open_kernels
-from ossy.model.weights import Checkpoint
-
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-
+from ossy.model.loading import open_model
 
 def load(path: str | os.PathLike, dtype: str = "bfloat16", expert_cache_bytes: int = 0, kernels: str = "auto",
          threads: int | None = None) -> "Model":
-    """Load a gpt-oss checkpoint directory. MXFP4 experts stay packed and run on ossy's native
-    kernels (`kernels`: "auto", "avx512", "avx2" or "torch" for the PyTorch path; `threads`
-    default: the physical cores); on the PyTorch path `expert_cache_bytes` bounds an optional
-    cache of dequantized experts."""
-    if dtype not in DTYPES:
-        raise OssyError(f"dtype {dtype!r} is not supported; use one of {', '.join(map(repr, DTYPES))}")
-    if kernels not in KERNEL_CHOICES:
-        raise OssyError(f"kernels {kernels!r} is not one of {', '.join(KERNEL_CHOICES)}")
-    checkpoint = Checkpoint.open(path)
-    torch_dtype = DTYPES[dtype]
-    model = GptOss.from_tensors(checkpoint.config, checkpoint.load(torch_dtype), torch_dtype, expert_cache_bytes,
-                                kernels=open_kernels(kernels, threads))
-    return Model(model)
+    """Load a gpt-oss checkpoint directory (`ossy.model.loading.open_model`): MXFP4 experts stay
+    packed and run on ossy's native kernels (`kernels`: "auto", "avx512", "avx2" or "torch" for
+    the PyTorch path; `threads` default: the physical cores); on the PyTorch path
+    `expert_cache_bytes` bounds an optional cache of dequantized experts."""
+    return Model(open_model(path, dtype, kernels, threads, expert_cache_bytes))
 
 
 class Model:

@@ -7,7 +7,7 @@ import torch
 
 import ossy
 import tiny
-from ossy.errors import ModelError, OssyError
+from ossy.errors import USER_ERRORS, ModelError, OssyError
 from ossy.model.config import GptOssConfig
 
 
@@ -62,7 +62,7 @@ def test_generate_stops_after_a_stop_id(checkpoint):
 
 
 def test_bad_dtype_is_a_clear_error(checkpoint):
-    with pytest.raises(OssyError, match="'float16' is not supported"):
+    with pytest.raises(USER_ERRORS, match="'float16' is not supported"):
         ossy.load(checkpoint[0], dtype="float16")
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import torch
 
 import ossy
 import tiny
@@ -430,3 +431,61 @@ def test_a_loader_that_raises_systemexit_is_a_503_and_the_worker_lives(ref):
             await e.close()
 
     assert run(main())["status"] == "ok"
+
+
+class CountingModel:
+    """Not a gpt-oss: a `LanguageModel` whose next token is the last one plus one (mod V), to show
+    that the engine drives the interface and nothing of `GptOss`."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.backend, self.device = "counting", "cpu"
+
+    def new_cache(self, rewind: int = 0):
+        from ossy.model.cache import KVCache
+
+        return KVCache(self.config, torch.float32, "cpu", rewind=rewind)
+
+    def forward(self, token_ids, cache, last_only=False):
+        return self.forward_batch([(token_ids, cache)], last_only)[0]
+
+    def forward_batch(self, sequences, last_only=False):
+        out = []
+        for ids, cache in sequences:
+            cache.length += ids.shape[0]
+            logits = torch.full((ids.shape[0], self.config.vocab_size), -10.0)
+            logits[torch.arange(ids.shape[0]), (ids + 1) % self.config.vocab_size] = 10.0
+            out.append(logits[-1:] if last_only else logits)
+        return out
+
+    def weight_bytes(self) -> int:
+        return 1234
+
+
+def test_the_engine_drives_any_language_model(ref):
+    from ossy.model.interface import LanguageModel
+
+    config = ossy.load(ref.checkpoint, dtype="float32").config
+    model = CountingModel(config)
+    assert isinstance(model, LanguageModel)
+
+    async def main():
+        e = LocalEngine(dtype="float32", loader=lambda model_ref, dtype: model)
+        try:
+            tokens, finished = await generate(e, request(ref, [3, 4, 5], 4))
+            return tokens, finished, e.loaded()
+        finally:
+            await e.close()
+
+    tokens, finished, loaded = run(main())
+    assert tokens == [6, 7, 8, 9] and finished.reason == "length"
+    assert (loaded[0].size, loaded[0].backend) == (1234, "counting")
+
+
+def test_the_engine_protocol_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, ossy.engine.protocol, ossy.model.interface; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

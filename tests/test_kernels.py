@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ossy
+from ossy.errors import USER_ERRORS
 from ossy.model import native
 from ossy.model.gptoss import GptOss, mixture_of_experts, route
 from ossy.model.mxfp4 import PackedExperts, quantize
@@ -146,7 +147,7 @@ def test_the_setting_picks_the_path(checkpoint):
     with pytest.raises(SettingsError, match="OSSY_KERNELS='fast'"):
         settings({"OSSY_KERNELS": "fast"})
     assert ossy.load(checkpoint, dtype="float32", kernels="torch").model.backend == "torch"
-    with pytest.raises(ossy.errors.OssyError, match="kernels 'fast'"):
+    with pytest.raises(USER_ERRORS, match="kernels 'fast'"):
         ossy.load(checkpoint, kernels="fast")
 
 

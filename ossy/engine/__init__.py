@@ -1,40 +1,32 @@
 """The engine: token ids in, token ids out (it never sees text).
 
-Owns: `generate`, the plain single-sequence decode loop behind `ossy.api.Model.generate`, and
-re-exports `LocalEngine` (`ossy.engine.scheduler`), the continuously batching engine the server
-drives through `ossy.engine.protocol.Engine`.
-Does not own: the model math (`ossy.model.gptoss`), token choice (`ossy.engine.sampling`),
-tokenizing or chat formats.
+Owns nothing itself: `ossy.engine.protocol` (the contract with the server, importable without
+torch), `ossy.engine.scheduler.LocalEngine` (the continuously batching engine), `ossy.engine.decode`
+(`generate`, the plain loop behind `ossy.api.Model.generate`), `ossy.engine.sampling`. `LocalEngine`
+and `generate` are re-exported here, imported on first use so that importing the protocol never
+loads torch.
+Does not own: the model (`ossy.model`), tokenizing or chat formats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-import torch
-
-from ossy.engine.sampling import Sampler
-from ossy.engine.scheduler import LocalEngine
-from ossy.model.gptoss import GptOss
+if TYPE_CHECKING:
+    from ossy.engine.decode import generate
+    from ossy.engine.scheduler import LocalEngine
 
 
-def generate(model: GptOss, prompt: list[int], max_new_tokens: int, sampler: Sampler,
-             stop: Iterable[int] = ()) -> Iterator[int]:
-    """Yield up to `max_new_tokens` new ids; a stop id is yielded and then ends the stream."""
-    if not prompt:
-        raise ValueError("generate needs at least one prompt token")
-    stop = frozenset(stop)
-    cache = model.new_cache()
-    history = list(prompt)
-    ids = torch.tensor(prompt, dtype=torch.long)
-    for _ in range(max_new_tokens):
-        logits = model.forward(ids, cache, last_only=True)[0]  # [V] fp32
-        token = sampler(logits, history).id
-        yield token
-        if token in stop:
-            return
-        history.append(token)
-        ids = torch.tensor([token], dtype=torch.long)
+def __getattr__(name: str):
+    if name == "LocalEngine":
+        from ossy.engine.scheduler import LocalEngine
+
+        return LocalEngine
+    if name == "generate":
+        from ossy.engine.decode import generate
+
+        return generate
+    raise AttributeError(f"module 'ossy.engine' has no attribute {name!r}")
 
 
 __all__ = ["LocalEngine", "generate"]

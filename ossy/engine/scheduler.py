@@ -4,7 +4,7 @@ Owns: admission (`submit`: sampling options, context overflow policy, the bounde
 worker thread that owns every loaded model and runs the loop
     drop cancelled requests -> load models for waiting ones -> admit waiting requests into free
     slots (prefix reuse, prefill alone) -> one decode step per model over all its running slots
-    (`GptOss.forward_batch`) -> unload models idle past their keep_alive,
+    (`LanguageModel.forward_batch`) -> unload models idle past their keep_alive,
 so requests join the batch between decode steps and leave when done; `num_parallel` slots per
 model, each keeping its KV cache after a request for the next one to reuse; keep_alive
 loading/unloading; counters; supervision of the worker.
@@ -36,8 +36,8 @@ from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
 from ossy.engine.protocol import GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
 from ossy.errors import NotFoundError, OssyError, UnavailableError
-from ossy.model.cache import KVCache
-from ossy.model.gptoss import GptOss
+from ossy.model.interface import LanguageModel
+from ossy.model.loading import open_model
 
 PREFILL_CHUNK = 512  # prompt ids per forward: bounds the [heads, T, S] attention scores
 RESTART_DELAY = 1.0
@@ -46,10 +46,8 @@ MAX_WAIT = 3600.0  # longest single wait of the idle worker (a keep_alive can be
 log = logging.getLogger("ossy.engine")
 
 
-def load_checkpoint(ref: ModelRef, dtype: str, kernels: str = "auto", threads: int | None = None) -> GptOss:
-    from ossy.api import load  # ossy.api imports ossy.engine: import at call time
-
-    return load(ref.checkpoint, dtype=dtype, kernels=kernels, threads=threads).model
+def load_checkpoint(ref: ModelRef, dtype: str, kernels: str = "auto", threads: int | None = None) -> LanguageModel:
+    return open_model(ref.checkpoint, dtype=dtype, kernels=kernels, threads=threads)
 
 
 class Command:
@@ -77,7 +75,7 @@ class Resident:
     """A loaded model and its slots."""
 
     ref: ModelRef
-    model: GptOss
+    model: LanguageModel
     slots: list[Slot]
     size: int
     keep_alive: float
@@ -97,7 +95,7 @@ class LocalEngine:
 
     def __init__(self, settings: Settings | None = None, *, num_parallel: int | None = None,
                  max_queue: int | None = None, keep_alive: float | None = None, dtype: str = "bfloat16",
-                 rewind: int = 2048, loader: Callable[[ModelRef, str], GptOss] | None = None) -> None:
+                 rewind: int = 2048, loader: Callable[[ModelRef, str], LanguageModel] | None = None) -> None:
         s = settings or read_settings()
         loader = loader or functools.partial(load_checkpoint, kernels=s.kernels, threads=s.num_threads)
         self.num_parallel = max(1, num_parallel or s.num_parallel)
@@ -154,7 +152,7 @@ class LocalEngine:
 
     def loaded(self) -> list[LoadedModel]:
         return [LoadedModel(r.ref.name, r.ref.digest, r.size, size_vram(r), num_ctx(r), r.expires_at(),
-                            getattr(r.model, "backend", "torch")) for r in list(self._residents.values())]
+                            r.model.backend) for r in list(self._residents.values())]
 
     def counters(self) -> dict[str, int]:
         with self._cond:
@@ -386,9 +384,8 @@ class LocalEngine:
         if resident is None:
             start = time.perf_counter_ns()
             model = self.loader(ref, self.dtype)
-            slots = [Slot(KVCache(model.config, model.dtype, model.embed.device, rewind=self.rewind))
-                     for _ in range(self.num_parallel)]
-            resident = Resident(ref, model, slots, model_bytes(model), self.keep_alive)
+            slots = [Slot(model.new_cache(rewind=self.rewind)) for _ in range(self.num_parallel)]
+            resident = Resident(ref, model, slots, model.weight_bytes(), self.keep_alive)
             self._residents[ref.digest] = resident
             took = time.perf_counter_ns() - start
             self._count(loads=1)
@@ -432,26 +429,8 @@ def check_ids(prompt: tuple[int, ...], vocab: int) -> None:
         raise OssyError(f"prompt token id out of range [0, {vocab})")
 
 
-def model_bytes(model: GptOss) -> int:
-    """Bytes of the model's tensors (shared storage counted once)."""
-    seen: dict[int, int] = {}
-
-    def walk(obj) -> None:
-        if isinstance(obj, torch.Tensor):
-            seen[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
-        elif isinstance(obj, (list, tuple)):
-            for item in obj:
-                walk(item)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
-            for value in vars(obj).values():
-                walk(value)
-
-    walk([model.embed, model.unembed, model.norm, model.layers])
-    return sum(seen.values())
-
-
 def size_vram(resident: Resident) -> int:
-    return 0 if resident.model.embed.device.type == "cpu" else resident.size
+    return 0 if resident.model.device == "cpu" else resident.size
 
 
 def num_ctx(resident: Resident) -> int:

@@ -2,7 +2,8 @@
 
 Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the top-k router,
 the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token
-ids (of one or several sequences, each with its own `KVCache`) to logits.
+ids (of one or several sequences, each with its own `KVCache`) to logits; it implements
+`ossy.model.interface.LanguageModel`, the interface the engine drives.
 Does not own: reading files (`ossy.model.weights`), MXFP4 bit layout (`ossy.model.mxfp4`), cache
 storage (`ossy.model.cache`), the native kernels (`ossy.model.native`, which follow this file's
 math), sampling or text.
@@ -237,8 +238,29 @@ class GptOss:
         return cls(config, tensors["model.embed_tokens.weight"].to(dtype), layers,
                    tensors["model.norm.weight"].float(), tensors["lm_head.weight"].to(dtype), dtype, kernels)
 
-    def new_cache(self) -> KVCache:
-        return KVCache(self.config, self.dtype, self.embed.device)
+    @property
+    def device(self) -> str:
+        return str(self.embed.device)
+
+    def new_cache(self, rewind: int = 0) -> KVCache:
+        return KVCache(self.config, self.dtype, self.embed.device, rewind=rewind)
+
+    def weight_bytes(self) -> int:
+        """Bytes of the model's tensors (shared storage counted once)."""
+        seen: dict[int, int] = {}
+
+        def walk(obj) -> None:
+            if isinstance(obj, torch.Tensor):
+                seen[obj.untyped_storage().data_ptr()] = obj.untyped_storage().nbytes()
+            elif isinstance(obj, (list, tuple)):
+                for item in obj:
+                    walk(item)
+            elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+                for value in vars(obj).values():
+                    walk(value)
+
+        walk([self.embed, self.unembed, self.norm, self.layers])
+        return sum(seen.values())
 
     @torch.inference_mode()
     def forward(self, token_ids: torch.Tensor, cache: KVCache, last_only: bool = False) -> torch.Tensor:
