@@ -49,7 +49,12 @@ def test_show_verbose_prints_ollama_fields_tensors_and_counts(mxfp4_checkpoint):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     s = sections(result.stdout)
-    assert list(s) == ["Model", "Capabilities", "Metadata", "Parameter counts", "Memory", "Tensors", "License"]
+    assert list(s) == ["Model", "Capabilities", "Metadata", "Parameter counts", "Memory", "Compute", "Tensors",
+                       "License"]
+    from ossy.model.native import open_kernels
+
+    path = " ".join(s["Compute"][0][1:])  # which path runs: ossy's kernels where this machine has them
+    assert path.startswith("ossy native kernels" if open_kernels() is not None else "PyTorch")
     total = sum(t.numel() for t in tensors.values())  # the source model's own parameters
     assert dict(map(tuple, s["Model"])) == {
         "architecture": "gptoss", "parameters": human_number(total), "context length": str(config.max_position_embeddings),

@@ -86,6 +86,7 @@ def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | Non
             ("Metadata", _metadata_rows(checkpoint, counts.total)),
             ("Parameter counts", _count_rows(checkpoint, counts)),
             ("Memory", _memory_rows(checkpoint)),
+            ("Compute", _compute_rows(checkpoint)),
             ("Tensors", [(t.name, t.precision, _shape(t.shape)) for t in checkpoint.tensor_infos()]),
         ]
     if system:
@@ -177,6 +178,23 @@ def _memory_rows(checkpoint: Checkpoint) -> list[tuple]:
         ("kv cache, sliding layers (fixed)", human_bytes(needs.kv_sliding_bytes)),
         (f"kv cache at {c.context_length} tokens", human_bytes(kv_cache_bytes(c, c.context_length))),
     ]
+
+
+def _compute_rows(checkpoint: Checkpoint) -> list[tuple]:
+    """What would run the model here (OSSY_KERNELS, OSSY_NUM_THREADS, this CPU, the library)."""
+    from ossy.config import settings
+    from ossy.model.native import NAMES, open_kernels, physical_cores
+
+    s = settings()
+    kernels = open_kernels(s.kernels, s.num_threads)
+    packed = _quantization(checkpoint) == "MXFP4"
+    if kernels is None or not packed:
+        why = "OSSY_KERNELS=torch" if s.kernels == "torch" else \
+            "experts are not MXFP4" if not packed else "the native kernels are not built or this CPU lacks AVX2"
+        return [("path", f"PyTorch ({why})")]
+    label = {"avx512": "AVX512-BF16", "avx2": "AVX2"}[NAMES[kernels.level]]
+    return [("path", f"ossy native kernels, {label} (MoE experts on the MXFP4 bytes; bf16 decode projections)"),
+            ("threads", s.num_threads or physical_cores())]
 
 
 def head_rows(text: str) -> list[tuple]:
