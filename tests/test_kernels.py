@@ -170,3 +170,36 @@ def test_linear_matches_torch_to_one_bf16_rounding(path, shape):
         torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=1e-2)
     with pytest.raises(RuntimeError, match="native linear kernel failed"):
         kernels.linear(torch.zeros(native.MAX_LINEAR_TOKENS + 1, fan_in, dtype=torch.bfloat16), w)
+
+
+ATTENTION_CASES = [  # T queries, S keys, window, Hq, Hkv, D
+    (1, 4096, None, 64, 8, 64),  # a decode step at 4k context
+    (1, 300, 128, 64, 8, 64),  # a sliding layer
+    (7, 300, 128, 64, 8, 64),  # a chunk of prefill on a sliding layer
+    (5, 40, None, 4, 2, 16),  # the tiny test models' shape
+    (33, 33, None, 4, 1, 16),  # a whole prompt, one kv head
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", ATTENTION_CASES, ids=[f"T{t}-S{s}-w{w}-H{hq}/{hk}-D{d}" for t, s, w, hq, hk, d in ATTENTION_CASES])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_attention_matches_the_reference(path, case, dtype):
+    from ossy.model.gptoss import attention, visible_keys
+
+    T, S, window, Hq, Hkv, D = case
+    g = torch.Generator().manual_seed(T * S + D)
+    q, k, v = (torch.randn(n, h, D, generator=g).to(dtype) for n, h in ((T, Hq), (S, Hkv), (S, Hkv)))
+    sinks = torch.randn(Hq, generator=g)
+    query_positions, key_positions = torch.arange(S - T, S), torch.arange(S)
+    if window is not None:  # a ring: slots never written hold a position outside every window
+        key_positions = key_positions.clone()
+        key_positions[:3] = -(2**62)
+    expected = attention(q, k, v, sinks, visible_keys(query_positions, key_positions, window))
+    got = native.open_kernels(path).attention(q, k, v, sinks, query_positions, key_positions, window)
+    assert got.dtype == dtype and got.shape == expected.shape
+    if dtype == torch.float32:
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    else:  # sums in another order, an exp within 2 ulp: rarely the neighbouring bf16
+        assert (got == expected).float().mean() > 0.97
+        torch.testing.assert_close(got, expected, rtol=2 ** -6, atol=2e-3)

@@ -203,9 +203,9 @@ def _layer(config: GptOssConfig, i: int, t: dict[str, torch.Tensor], dtype: torc
 # -- the model ---------------------------------------------------------------------------------
 class GptOss:
     """A gpt-oss model in memory. Experts stay as stored (MXFP4 packed or dense). With `kernels`
-    (`ossy.model.native.Kernels`), MXFP4 experts run on the native MoE kernel and the bf16
-    projections of a decode step (qkv, out, lm_head) on its matrix-vector kernel; everything
-    else, and dense experts, on PyTorch (`backend` says which)."""
+    (`ossy.model.native.Kernels`), MXFP4 experts run on the native MoE kernel, attention on its
+    attention kernel and the bf16 projections of a decode step (qkv, out, lm_head) on its
+    matrix-vector kernel; everything else, and dense experts, on PyTorch (`backend` says which)."""
 
     def __init__(self, config: GptOssConfig, embed: torch.Tensor, layers: list[Layer], norm: torch.Tensor,
                  unembed: torch.Tensor, dtype: torch.dtype, kernels=None) -> None:
@@ -324,8 +324,12 @@ class GptOss:
         for cache, n in zip(caches, lengths):
             seq = slice(start, start + n)
             keys, values, key_positions = cache.update(k[seq], v[seq], positions[seq])  # [S, Hkv, D]
-            visible = visible_keys(positions[seq], key_positions, window)  # [T, S]
-            outs.append(attention(q[seq], keys, values, layer.sinks, visible))  # [T, Hq, D]
+            if self.kernels is not None:  # per (query, kv head): no [T, S] matrix, whatever the context
+                outs.append(self.kernels.attention(q[seq], keys, values, layer.sinks, positions[seq], key_positions,
+                                                   window))
+            else:
+                visible = visible_keys(positions[seq], key_positions, window)  # [T, S]
+                outs.append(attention(q[seq], keys, values, layer.sinks, visible))  # [T, Hq, D]
             start += n
         o = torch.cat(outs).view(-1, Hq * D)  # [N, Hq D]
         return self._linear(o, layer.out, layer.out_bias)

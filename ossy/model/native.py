@@ -43,6 +43,12 @@ class _LinearArgs(ctypes.Structure):
                [(name, ctypes.c_void_p) for name in ("x", "w", "bias", "y")]
 
 
+class _AttentionArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("n_queries", "n_keys", "q_heads", "kv_heads", "head_dim", "window",
+                                                    "fp32", "level")] + \
+               [(name, ctypes.c_void_p) for name in ("q", "k", "v", "q_pos", "k_pos", "sinks", "out")]
+
+
 MAX_LINEAR_TOKENS = 8  # linear.c's MAX_TOKENS: more tokens make a GEMM, left to PyTorch
 
 
@@ -66,6 +72,23 @@ class Kernels:
         if self.lib.ossy_linear(ctypes.byref(args)) != 0:
             raise RuntimeError("the native linear kernel failed (a bad shape)")
         return y
+
+    def attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sinks: torch.Tensor,
+                  query_positions: torch.Tensor, key_positions: torch.Tensor, window: int | None) -> torch.Tensor:
+        """`ossy.model.gptoss.attention` of q [T, Hq, D] over k, v [S, Hkv, D] (bf16 or fp32), the
+        visible keys given by positions and `window` -> [T, Hq, D]."""
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        sinks = sinks.float().contiguous()
+        query_positions, key_positions = query_positions.long().contiguous(), key_positions.long().contiguous()
+        out = torch.empty_like(q)
+        args = _AttentionArgs(n_queries=q.shape[0], n_keys=k.shape[0], q_heads=q.shape[1], kv_heads=k.shape[1],
+                              head_dim=q.shape[2], window=window or 0, fp32=int(q.dtype == torch.float32),
+                              level=self.level, q=q.data_ptr(), k=k.data_ptr(), v=v.data_ptr(),
+                              q_pos=query_positions.data_ptr(), k_pos=key_positions.data_ptr(),
+                              sinks=sinks.data_ptr(), out=out.data_ptr())
+        if self.lib.ossy_attention(ctypes.byref(args)) != 0:
+            raise RuntimeError("the native attention kernel failed (a bad shape)")
+        return out
 
     def moe(self, h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
             limit: float) -> torch.Tensor:
@@ -108,6 +131,7 @@ def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | 
     lib.ossy_set_threads.argtypes = [ctypes.c_int]
     lib.ossy_moe.argtypes = [ctypes.c_void_p]
     lib.ossy_linear.argtypes = [ctypes.c_void_p]
+    lib.ossy_attention.argtypes = [ctypes.c_void_p]
     level = lib.ossy_select(LEVELS.get(choice, max(LEVELS.values())))
     if level == 0:
         log.warning("this CPU has neither AVX512-BF16 nor AVX2: using the PyTorch path")
