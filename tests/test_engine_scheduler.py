@@ -489,3 +489,47 @@ def test_the_engine_protocol_imports_without_torch():
     code = "import sys, ossy.engine.protocol, ossy.model.interface; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_long_prompt_is_read_between_the_decode_steps_of_others(ref, alone, monkeypatch):
+    from ossy.engine import scheduler
+
+    monkeypatch.setattr(scheduler, "PREFILL_CHUNK", 4)
+    calls = []  # ("prefill", ids) or ("decode", batch size), in the order the model saw them
+    gate = Gate(at=2)
+
+    def recording(model_ref, dtype):
+        model = ossy.load(model_ref.checkpoint, dtype=dtype).model
+        forward_batch = model.forward_batch
+
+        def record(sequences, last_only=False):
+            one_each = all(i.shape[0] == 1 for i, _ in sequences)
+            calls.append(("decode" if one_each else "prefill", sum(i.shape[0] for i, _ in sequences)))
+            return forward_batch(sequences, last_only)
+
+        model.forward_batch = record
+        model.forward = lambda ids, cache, last_only=False: record([(ids, cache)], last_only)[0]
+        return model
+
+    long_prompt = [(3 * i + 1) % 101 for i in range(40)]  # ten chunks
+
+    async def main():
+        e = LocalEngine(dtype="float32", num_parallel=2, loader=recording)
+        try:
+            streaming = await e.submit(request(ref, PROMPTS[0], 30, constraint=gate))
+            await asyncio.to_thread(gate.entered.wait, 10)  # it is decoding
+            long = asyncio.create_task(generate(e, request(ref, long_prompt, 3)))
+            await asyncio.sleep(0.05)
+            gate.open.set()
+            return await collect(streaming), await long
+        finally:
+            gate.open.set()
+            await e.close()
+
+    (first, _), (second, _) = run(main())
+    assert first == alone.generate(PROMPTS[0], max_new_tokens=30)
+    assert second == alone.generate(long_prompt, max_new_tokens=3)
+    chunks = [i for i, (kind, n) in enumerate(calls) if kind == "prefill" and n == 4]
+    assert len(chunks) >= 9  # the long prompt, four ids at a time
+    between = [kind for kind, _ in calls[chunks[0]:chunks[-1]]]
+    assert between.count("decode") >= len(chunks) - 1  # the other request decoded between its chunks

@@ -3,9 +3,11 @@
 Owns: admission (`submit`: sampling options, context overflow policy, the bounded queue), the
 worker thread that owns every loaded model and runs the loop
     drop cancelled requests -> load models for waiting ones -> admit waiting requests into free
-    slots (prefix reuse, prefill alone) -> one decode step per model over all its running slots
+    slots (prefix reuse) -> one prompt chunk (PREFILL_CHUNK ids) of each slot still reading its
+    prompt -> one decode step per model over all its slots that are generating
     (`LanguageModel.forward_batch`) -> unload models idle past their keep_alive,
-so requests join the batch between decode steps and leave when done; `num_parallel` slots per
+so requests join the batch between decode steps and leave when done, and a long prompt is read a
+chunk at a time between the decode steps of the others instead of stalling them; `num_parallel` slots per
 model, each keeping its KV cache after a request for the next one to reuse; keep_alive
 loading/unloading; counters; supervision of the worker.
 
@@ -264,8 +266,11 @@ class LocalEngine:
         self._prepare_waiting()
         self._admit_waiting()
         for resident in list(self._residents.values()):
-            if resident.running():
-                self._guarded(resident.running(), lambda: self._decode(resident))
+            for slot in [s for s in resident.running() if not s.job.prefilled]:
+                self._guarded([slot], lambda: self._prefill_chunk(resident, slot))
+            decoding = [s for s in resident.running() if s.job.prefilled]
+            if decoding:
+                self._guarded(decoding, lambda: self._decode(resident))
         self._expire()
 
     def _busy(self) -> bool:
@@ -312,22 +317,26 @@ class LocalEngine:
                 self._waiting.remove(job)
             slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
             slot.job = job
-            self._guarded([slot], lambda: self._prefill(resident, slot, job))
+            job.admitted = time.perf_counter_ns()
+            resident.keep_alive = self.keep_alive if job.request.keep_alive is None else job.request.keep_alive
+            job.cached = slot.reuse(job.prompt)
 
-    def _prefill(self, resident: Resident, slot: Slot, job: Job) -> None:
-        job.admitted = time.perf_counter_ns()
-        resident.keep_alive = self.keep_alive if job.request.keep_alive is None else job.request.keep_alive
-        job.cached = slot.reuse(job.prompt)
-        rest = job.prompt[job.cached:]
-        for start in range(0, len(rest), PREFILL_CHUNK):
-            logits = resident.model.forward(torch.tensor(rest[start:start + PREFILL_CHUNK]), slot.cache, last_only=True)
-        slot.tokens.extend(rest)
+    def _prefill_chunk(self, resident: Resident, slot: Slot) -> None:
+        """Feed the next PREFILL_CHUNK prompt ids of the slot's request; after the last chunk,
+        sample its first token. One chunk per step, so other requests keep decoding meanwhile."""
+        job = slot.job
+        chunk = job.prompt[len(slot.tokens):len(slot.tokens) + PREFILL_CHUNK]
+        logits = resident.model.forward(torch.tensor(chunk), slot.cache, last_only=True)
+        slot.tokens.extend(chunk)
+        if len(slot.tokens) < len(job.prompt):
+            return
         job.prefilled = time.perf_counter_ns()
-        self._count(prefill_tokens=len(rest), cached_tokens=job.cached, truncated_tokens=job.truncated)
+        self._count(prefill_tokens=len(job.prompt) - job.cached, cached_tokens=job.cached,
+                    truncated_tokens=job.truncated)
         self._next(resident, slot, logits[0])
 
     def _decode(self, resident: Resident) -> None:
-        running = resident.running()
+        running = [s for s in resident.running() if s.job.prefilled]
         batch = [(torch.tensor([s.job.pending]), s.cache) for s in running]
         logits = resident.model.forward_batch(batch, last_only=True)
         with self._cond:
