@@ -40,15 +40,9 @@ HERE = Path(__file__).resolve()
 
 # -- the checkpoint ------------------------------------------------------------------------------
 def config_of(layers: int, vocab: int):
-    from ossy.model.config import FULL, SLIDING, GptOssConfig
+    from engine import full_width_config  # benchmarks/engine.py, beside this script
 
-    return GptOssConfig(
-        vocab_size=vocab, hidden_size=2880, intermediate_size=2880, num_hidden_layers=layers,
-        num_attention_heads=64, num_key_value_heads=8, head_dim=64, num_local_experts=32,
-        num_experts_per_tok=4, sliding_window=128,
-        layer_types=tuple(SLIDING if i % 2 == 0 else FULL for i in range(layers)),
-        rope_scaling_factor=32.0, original_max_position_embeddings=4096, quantization="mxfp4",
-    )
+    return full_width_config(layers, vocab)
 
 
 def random_tensor(name: str, shape: tuple[int, ...]):

@@ -58,29 +58,12 @@ static void lane_source(int i, int *block, int *element) {
     *element = 2 * (byte % 16) + high;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static inline __m512 load_scales(const uint8_t *s, int n) {
-    /* 16 block scales (E8M0) as floats 2^(s-127); `n` < 16 loads only that many. */
-    __m128i bytes = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1u), s);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(bytes), 23));
-}
-
 static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
                         const bf16 *xs, int ntok, float *out);
 
-/* The bf16 weights of one row's blocks 2p and 2p+1 (see rows_avx512), and their scales. */
-#define DECODE_PAIR(src, sc, wa, wb, scale)                                                           \
-    do {                                                                                              \
-        __m512i bytes_ = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src)));           \
-        __m512i codes_ = _mm512_and_si512(_mm512_srlv_epi16(bytes_, shifts), low4);                    \
-        __m512i lo_ = _mm512_shuffle_epi8(lut_lo, codes_), hi_ = _mm512_shuffle_epi8(lut_hi, codes_);  \
-        wa = (__m512bh)_mm512_unpacklo_epi8(lo_, hi_);                                                \
-        wb = (__m512bh)_mm512_unpackhi_epi8(lo_, hi_);                                                \
-        scale = _mm512_permutexvar_ps(pick, sc);                                                      \
-    } while (0)
-
-/* The same with the pair's two scales broadcast from the table and blended (loads, no shuffle). */
-#define DECODE_PAIR_TABLE(src, srow, p, wa, wb, scale)                                                \
+/* The bf16 weights of one row's blocks 2p and 2p+1 (see rows_avx512), and their two scales
+ * broadcast from the table and blended into the lanes of each block (loads, no shuffle). */
+#define DECODE_PAIR(src, srow, p, wa, wb, scale)                                                \
     do {                                                                                              \
         __m512i bytes_ = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src)));           \
         __m512i codes_ = _mm512_and_si512(_mm512_srlv_epi16(bytes_, shifts), low4);                    \
@@ -120,13 +103,13 @@ __attribute__((noinline)) static void rows_avx512_one(const uint8_t *blocks, con
             __m512bh wa, wb;
             __m512 scale;
             const size_t off = (size_t)p * 32;
-            DECODE_PAIR_TABLE(b + off, s0, p, wa, wb, scale);
+            DECODE_PAIR(b + off, s0, p, wa, wb, scale);
             acc0 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc0);
-            DECODE_PAIR_TABLE(b + stride + off, s1, p, wa, wb, scale);
+            DECODE_PAIR(b + stride + off, s1, p, wa, wb, scale);
             acc1 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc1);
-            DECODE_PAIR_TABLE(b + 2 * stride + off, s2, p, wa, wb, scale);
+            DECODE_PAIR(b + 2 * stride + off, s2, p, wa, wb, scale);
             acc2 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc2);
-            DECODE_PAIR_TABLE(b + 3 * stride + off, s3, p, wa, wb, scale);
+            DECODE_PAIR(b + 3 * stride + off, s3, p, wa, wb, scale);
             acc3 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc3);
         }
         out[r0] = _mm512_reduce_add_ps(acc0);
@@ -152,20 +135,14 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
         for (int t0 = 0; t0 < ntok; t0 += TOKENS_AT_ONCE) {
             int nt = ntok - t0 < TOKENS_AT_ONCE ? ntok - t0 : TOKENS_AT_ONCE;
             __m512 acc[ROWS_AT_ONCE][TOKENS_AT_ONCE];
-            __m512 sc[ROWS_AT_ONCE];
             for (int r = 0; r < ROWS_AT_ONCE; r++)
                 for (int t = 0; t < TOKENS_AT_ONCE; t++) acc[r][t] = _mm512_setzero_ps();
             for (int p = 0; p < pairs; p++) {
-                if (p % 8 == 0) { /* 16 more scales per row */
-                    int left = groups - 2 * p < 16 ? groups - 2 * p : 16;
-                    for (int r = 0; r < nr; r++) sc[r] = load_scales(scales + (size_t)(r0 + r) * groups + 2 * p, left);
-                }
-                const int a = 2 * (p % 8), b = a + 1;
-                const __m512i pick = _mm512_set_epi32(b, b, b, b, a, a, a, a, b, b, b, b, a, a, a, a);
                 __m512bh wa[ROWS_AT_ONCE], wb[ROWS_AT_ONCE];
                 __m512 scale[ROWS_AT_ONCE];
                 for (int r = 0; r < nr; r++)
-                    DECODE_PAIR(blocks + ((size_t)(r0 + r) * groups + 2 * p) * 16, sc[r], wa[r], wb[r], scale[r]);
+                    DECODE_PAIR(blocks + ((size_t)(r0 + r) * groups + 2 * p) * 16, scales + (size_t)(r0 + r) * groups, p,
+                                wa[r], wb[r], scale[r]);
                 for (int t = 0; t < nt; t++) {
                     const bf16 *x = xs + (size_t)(t0 + t) * width + (size_t)p * 2 * BLOCK;
                     __m512bh xa = (__m512bh)_mm512_loadu_si512((const void *)x);
@@ -203,31 +180,40 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
     }
 }
 
+/* AVX2 (+FMA): eight weights at a time as fp32 (magnitude by VPERMPS, sign from bit 3), times
+ * the activations as fp32 (bf16 widened, or fp32 as given), one block's sum scaled into the row's. */
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 fp4_x8(const uint8_t *bytes8, int high) {
+    const __m256 magnitudes = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+    __m128i bytes = _mm_loadl_epi64((const __m128i *)bytes8);
+    __m256i codes = _mm256_and_si256(_mm256_cvtepu8_epi32(high ? _mm_srli_epi16(bytes, 4) : bytes),
+                                     _mm256_set1_epi32(0x0F));
+    __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(codes, 3), 31);
+    return _mm256_xor_ps(_mm256_permutevar8x32_ps(magnitudes, codes), _mm256_castsi256_ps(sign));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 x_x8(const void *xs, size_t i, int fp32) {
+    if (fp32) return _mm256_loadu_ps((const float *)xs + i);
+    __m128i half = _mm_loadu_si128((const __m128i *)((const bf16 *)xs + i));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+}
+
 __attribute__((target("avx2,fma,f16c")))
 static void rows_avx2(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
-                      const bf16 *xs, int ntok, float *out) {
-    const __m256 magnitudes = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+                      const void *xs, int fp32, int ntok, float *out) {
     for (int r = 0; r < rows; r++) {
         const uint8_t *b = blocks + (size_t)r * groups * 16;
         const uint8_t *s = scales + (size_t)r * groups;
         for (int t = 0; t < ntok; t++) {
-            const bf16 *x = xs + (size_t)t * groups * BLOCK;
+            const size_t x0 = (size_t)t * groups * BLOCK;
             __m256 acc = _mm256_setzero_ps();
             for (int g = 0; g < groups; g++) {
                 __m256 part = _mm256_setzero_ps();
-                for (int half = 0; half < 2; half++) { /* low nibbles (even elements), then high */
-                    for (int q = 0; q < 2; q++) {
-                        __m128i bytes = _mm_loadl_epi64((const __m128i *)(b + (size_t)g * 16 + q * 8));
-                        __m256i codes = _mm256_cvtepu8_epi32(half ? _mm_srli_epi16(bytes, 4) : bytes);
-                        codes = _mm256_and_si256(codes, _mm256_set1_epi32(0x0F));
-                        __m256 w = _mm256_permutevar8x32_ps(magnitudes, codes);
-                        __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(codes, 3), 31);
-                        w = _mm256_xor_ps(w, _mm256_castsi256_ps(sign));
-                        __m128i xh = _mm_loadu_si128((const __m128i *)(x + (size_t)g * BLOCK + half * 16 + q * 8));
-                        __m256 xv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(xh), 16));
-                        part = _mm256_fmadd_ps(w, xv, part);
-                    }
-                }
+                for (int high = 0; high < 2; high++) /* low nibbles (even elements), then high */
+                    for (int q = 0; q < 2; q++)
+                        part = _mm256_fmadd_ps(fp4_x8(b + (size_t)g * 16 + q * 8, high),
+                                               x_x8(xs, x0 + (size_t)g * BLOCK + high * 16 + q * 8, fp32), part);
                 acc = _mm256_fmadd_ps(part, _mm256_set1_ps(scale_of(s[g])), acc);
             }
             __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
@@ -260,39 +246,6 @@ static void rows_f32_avx512(const uint8_t *blocks, const uint8_t *scales, int ro
                 acc = _mm512_fmadd_ps(part, _mm512_set1_ps(scale_of(s[g])), acc);
             }
             out[(size_t)r * ntok + t] = _mm512_reduce_add_ps(acc);
-        }
-    }
-}
-
-__attribute__((target("avx2,fma,f16c")))
-static void rows_f32_avx2(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
-                          const float *xs, int ntok, float *out) {
-    const __m256 magnitudes = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *b = blocks + (size_t)r * groups * 16;
-        const uint8_t *s = scales + (size_t)r * groups;
-        for (int t = 0; t < ntok; t++) {
-            const float *x = xs + (size_t)t * groups * BLOCK;
-            __m256 acc = _mm256_setzero_ps();
-            for (int g = 0; g < groups; g++) {
-                __m256 part = _mm256_setzero_ps();
-                for (int half = 0; half < 2; half++) {
-                    for (int q = 0; q < 2; q++) {
-                        __m128i bytes = _mm_loadl_epi64((const __m128i *)(b + (size_t)g * 16 + q * 8));
-                        __m256i codes = _mm256_cvtepu8_epi32(half ? _mm_srli_epi16(bytes, 4) : bytes);
-                        codes = _mm256_and_si256(codes, _mm256_set1_epi32(0x0F));
-                        __m256 w = _mm256_permutevar8x32_ps(magnitudes, codes);
-                        __m256i sign = _mm256_slli_epi32(_mm256_srli_epi32(codes, 3), 31);
-                        w = _mm256_xor_ps(w, _mm256_castsi256_ps(sign));
-                        part = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + (size_t)g * BLOCK + half * 16 + q * 8), part);
-                    }
-                }
-                acc = _mm256_fmadd_ps(part, _mm256_set1_ps(scale_of(s[g])), acc);
-            }
-            __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-            sum4 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
-            sum4 = _mm_add_ss(sum4, _mm_movehdup_ps(sum4));
-            out[(size_t)r * ntok + t] = _mm_cvtss_f32(sum4);
         }
     }
 }
@@ -388,30 +341,33 @@ static void reorder(const moe_args *a, const void *src, void *dst, int n) {
 
 static void rows(const moe_args *a, const uint8_t *blocks, const uint8_t *scales, int n, int groups,
                  const void *xs, int ntok, float *out) {
-    if (a->fp32) (a->level == 2 ? rows_f32_avx512 : rows_f32_avx2)(blocks, scales, n, groups, xs, ntok, out);
-    else (a->level == 2 ? rows_avx512 : rows_avx2)(blocks, scales, n, groups, xs, ntok, out);
+    if (a->level == 1) rows_avx2(blocks, scales, n, groups, xs, a->fp32, ntok, out);
+    else if (a->fp32) rows_f32_avx512(blocks, scales, n, groups, xs, ntok, out);
+    else rows_avx512(blocks, scales, n, groups, xs, ntok, out);
+}
+
+/* A task's rows of one matrix (gate_up or down) of one expert, times that expert's inputs. */
+static void matrix_task(phase_ctx *c, int task, const uint8_t *blocks, const uint8_t *scales, int total,
+                        int width, const void *inputs, float *outputs) {
+    const moe_args *a = c->a;
+    expert_work *w = &c->work[c->task_work[task]];
+    int groups = width / BLOCK, r0 = c->task_row[task];
+    int n = total - r0 < ROWS_PER_TASK ? total - r0 : ROWS_PER_TASK;
+    size_t base = (size_t)w->expert * total + r0;
+    rows(a, blocks + base * groups * 16, scales + base * groups, n, groups, inputs, w->count,
+         outputs + (size_t)r0 * w->count);
 }
 
 static void gate_up_task(void *p, int task) {
     phase_ctx *c = p;
-    const moe_args *a = c->a;
     expert_work *w = &c->work[c->task_work[task]];
-    int total = 2 * a->inter, groups = a->hidden / BLOCK, r0 = c->task_row[task];
-    int n = total - r0 < ROWS_PER_TASK ? total - r0 : ROWS_PER_TASK;
-    size_t base = (size_t)w->expert * total + r0;
-    rows(a, a->gu_blocks + base * groups * 16, a->gu_scales + base * groups, n, groups, w->xs, w->count,
-         w->gate_up + (size_t)r0 * w->count);
+    matrix_task(c, task, c->a->gu_blocks, c->a->gu_scales, 2 * c->a->inter, c->a->hidden, w->xs, w->gate_up);
 }
 
 static void down_task(void *p, int task) {
     phase_ctx *c = p;
-    const moe_args *a = c->a;
     expert_work *w = &c->work[c->task_work[task]];
-    int total = a->hidden, groups = a->inter / BLOCK, r0 = c->task_row[task];
-    int n = total - r0 < ROWS_PER_TASK ? total - r0 : ROWS_PER_TASK;
-    size_t base = (size_t)w->expert * total + r0;
-    rows(a, a->dn_blocks + base * groups * 16, a->dn_scales + base * groups, n, groups, w->act, w->count,
-         w->down + (size_t)r0 * w->count);
+    matrix_task(c, task, c->a->dn_blocks, c->a->dn_scales, c->a->hidden, c->a->inter, w->act, w->down);
 }
 
 /* SwiGLU of one expert's gate_up outputs for one token, rounded where the reference's ops round;
