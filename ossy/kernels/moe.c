@@ -47,13 +47,14 @@ static inline float scale_of(uint8_t s) { return SCALES[s]; }
  * [4-7, 12-15] to the second, which are then scaled by their blocks' scales (exact: powers of two)
  * into the row's accumulator. Two rows and up to four tokens at a time share the loads. */
 #define ROWS_AT_ONCE 2
+#define PREFETCH_ROWS 8 /* decode: how far ahead (in rows) the next rows are prefetched; measured best of 4-12 */
 #define TOKENS_AT_ONCE 4
 
-/* Where element i (0..63) of a pair's activation layout comes from: (block 0/1, element 0..31). */
+/* Where element i (0..63) of a pair's activation layout comes from: (block 0/1, element 0..31).
+ * Elements 0-31 meet the first weight vector, 32-63 the second (see DECODE_PAIR). */
 static void lane_source(int i, int *block, int *element) {
-    int half = i / 32, lane = (i % 32) / 8, j = i % 8;   /* vector, 128-bit lane, byte in it */
-    int code = 16 * lane + 8 * half + j;                 /* position among the 64 nibble codes */
-    int high = code >= 32, byte = code % 32;             /* the nibble's byte in the pair's 32 */
+    int second = i / 32, word = i % 32;                 /* the vector, the word in it */
+    int byte = 2 * (word % 16) + second, high = word / 16; /* the nibble's byte in the pair's 32 */
     *block = byte / 16;
     *element = 2 * (byte % 16) + high;
 }
@@ -62,28 +63,36 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
                         const bf16 *xs, int ntok, float *out);
 
 /* The bf16 weights of one row's blocks 2p and 2p+1 (see rows_avx512), and their two scales
- * broadcast from the table and blended into the lanes of each block (loads, no shuffle). */
-#define DECODE_PAIR(src, srow, p, wa, wb, scale)                                                \
+ * broadcast from the table and blended into the lanes of each block (loads, no shuffle). The 32
+ * bytes are loaded into both halves of a register; each 16-bit word there holds four nibbles,
+ * shifted (VPSRLVW) so that the wanted one is in its low bits, which VPERMW looks up in a table
+ * of the 16 bf16 values (twice over: it reads five bits). Word j < 16 of the first vector is the
+ * low nibble of byte 2j, word 16 + j its high nibble; the second vector the same of byte 2j + 1. */
+#define DECODE_PAIR(src, srow, p, wa, wb, scale)                                                      \
     do {                                                                                              \
         __m512i bytes_ = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src)));           \
-        __m512i codes_ = _mm512_and_si512(_mm512_srlv_epi16(bytes_, shifts), low4);                    \
-        __m512i lo_ = _mm512_shuffle_epi8(lut_lo, codes_), hi_ = _mm512_shuffle_epi8(lut_hi, codes_);  \
-        wa = (__m512bh)_mm512_unpacklo_epi8(lo_, hi_);                                                \
-        wb = (__m512bh)_mm512_unpackhi_epi8(lo_, hi_);                                                \
+        wa = (__m512bh)_mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes_, shift_a), fp4_table);       \
+        wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes_, shift_b), fp4_table);       \
         scale = _mm512_mask_blend_ps((__mmask16)0xF0F0, _mm512_set1_ps(SCALES[(srow)[2 * (p)]]),        \
                                      _mm512_set1_ps(SCALES[(srow)[2 * (p) + 1]]));                    \
     } while (0)
 
+/* The 16 E2M1 codes as bf16, twice (VPERMW reads five bits of each index). */
+#define FP4_BF16_TABLE                                                                                \
+    _mm512_set_epi16(                                                                                 \
+        (short)0xC0C0, (short)0xC080, (short)0xC040, (short)0xC000, (short)0xBFC0, (short)0xBF80,     \
+        (short)0xBF00, (short)0x8000, 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000,  \
+        (short)0xC0C0, (short)0xC080, (short)0xC040, (short)0xC000, (short)0xBFC0, (short)0xBF80,     \
+        (short)0xBF00, (short)0x8000, 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000)
+
 #define FP4_LUTS                                                                                      \
-    const __m512i lut_lo = _mm512_broadcast_i32x4(_mm_setr_epi8(                                       \
-        0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,                       \
-        0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0));                     \
-    const __m512i lut_hi = _mm512_broadcast_i32x4(_mm_setr_epi8(                                       \
-        0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40,                                               \
-        (char)0x80, (char)0xBF, (char)0xBF, (char)0xBF, (char)0xC0, (char)0xC0, (char)0xC0, (char)0xC0)); \
-    const __m512i shifts = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL,              \
-                                            0x0004000400040004LL, 0x0004000400040004LL, 0, 0, 0, 0);  \
-    const __m512i low4 = _mm512_set1_epi8(0x0F)
+    const __m512i fp4_table = FP4_BF16_TABLE;                                                         \
+    const __m512i shift_a = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL,             \
+                                             0x0004000400040004LL, 0x0004000400040004LL, 0, 0, 0, 0); \
+    const __m512i shift_b = _mm512_set_epi64(0x000C000C000C000CLL, 0x000C000C000C000CLL,             \
+                                             0x000C000C000C000CLL, 0x000C000C000C000CLL,             \
+                                             0x0008000800080008LL, 0x0008000800080008LL,             \
+                                             0x0008000800080008LL, 0x0008000800080008LL)
 
 /* One token (decode): four rows at a time, each with its own accumulator in a register. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -103,6 +112,13 @@ __attribute__((noinline)) static void rows_avx512_one(const uint8_t *blocks, con
             __m512bh wa, wb;
             __m512 scale;
             const size_t off = (size_t)p * 32;
+            if (p % 2 == 0) { /* the next four rows' line at this place */
+                const uint8_t *next = b + (size_t)PREFETCH_ROWS * stride + off;
+                _mm_prefetch((const char *)next, _MM_HINT_T0);
+                _mm_prefetch((const char *)(next + stride), _MM_HINT_T0);
+                _mm_prefetch((const char *)(next + 2 * stride), _MM_HINT_T0);
+                _mm_prefetch((const char *)(next + 3 * stride), _MM_HINT_T0);
+            }
             DECODE_PAIR(b + off, s0, p, wa, wb, scale);
             acc0 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc0);
             DECODE_PAIR(b + stride + off, s1, p, wa, wb, scale);
@@ -156,11 +172,7 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
             }
             if (groups % 2) { /* the unpaired last block: its layout is [even, odd] */
                 int g = groups - 1;
-                const __m512i table = _mm512_set_epi16(
-                    (short)0xC0C0, (short)0xC080, (short)0xC040, (short)0xC000, (short)0xBFC0, (short)0xBF80,
-                    (short)0xBF00, (short)0x8000, 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000,
-                    (short)0xC0C0, (short)0xC080, (short)0xC040, (short)0xC000, (short)0xBFC0, (short)0xBF80,
-                    (short)0xBF00, (short)0x8000, 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000);
+                const __m512i table = FP4_BF16_TABLE;
                 for (int r = 0; r < nr; r++) {
                     __m128i bytes = _mm_loadu_si128((const __m128i *)(blocks + ((size_t)(r0 + r) * groups + g) * 16));
                     __m128i lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
