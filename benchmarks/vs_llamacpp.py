@@ -14,6 +14,11 @@ What it does:
      prefill tok/s at 128 and 512 tokens, greedy decode tok/s after a short prompt and after a
      4k-token context, peak RSS (ru_maxrss). Prints best and median of each figure and ossy /
      llama.cpp ratios.
+  4. Then, in ossy's process, the same model behind ossy serve's app (`create_app` over a
+     `LocalEngine`, uvicorn on loopback, as `ossy serve` runs it) with 1 and 4 concurrent greedy
+     /api/generate streams (`benchmarks/serve.py`): aggregate tok/s and median time to the first
+     token. llama.cpp has no figure there: llama-cpp-python's server runs one request at a time (4
+     streams get its single-stream decode rate between them), and the GGUF has no tokenizer.
 
 Reproduce (the first run builds the llama venv: ~15 min; writing the two checkpoints ~5 min):
     python3 -m venv /tmp/llamavenv && /tmp/llamavenv/bin/pip install llama-cpp-python==0.3.36 gguf==0.19.0 \
@@ -93,7 +98,8 @@ PROMPT_IDS = [(1000 + 7919 * i) % 200000 for i in range(4096)]  # ordinary token
 
 
 def ossy_runner(path: str, threads: int):
-    """(eval(ids) -> next greedy id, reset()) for ossy on its native path."""
+    """(eval(ids) -> next greedy id, reset(), backend, serve(decode) -> figures) for ossy on its
+    native path."""
     import torch
 
     from ossy.model.loading import open_model
@@ -111,7 +117,7 @@ def ossy_runner(path: str, threads: int):
     def reset() -> None:
         state["cache"] = model.new_cache()
 
-    return evaluate, reset, model.backend
+    return evaluate, reset, model.backend, lambda decode: through_the_server(model, decode)
 
 
 def llama_runner(path: str, threads: int):
@@ -129,14 +135,14 @@ def llama_runner(path: str, threads: int):
     def reset() -> None:
         llm.reset()
 
-    return evaluate, reset, "llama.cpp " + llama_cpp.__version__
+    return evaluate, reset, "llama.cpp " + llama_cpp.__version__, None
 
 
 def child(engine: str, path: str, threads: int, decode: int) -> None:
     import resource
 
     started = time.perf_counter()
-    evaluate, reset, backend = (ossy_runner if engine == "ossy" else llama_runner)(path, threads)
+    evaluate, reset, backend, serve = (ossy_runner if engine == "ossy" else llama_runner)(path, threads)
     evaluate(PROMPT_IDS[:1])  # load to the first token (weights are read on first use)
     result = {"engine": engine, "backend": backend, "load_s": time.perf_counter() - started}
     reset()
@@ -154,7 +160,27 @@ def child(engine: str, path: str, threads: int, decode: int) -> None:
             token = evaluate([token])
         result[f"{label}_tok_s"] = decode / (time.perf_counter() - t)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    if serve is not None:
+        result.update(serve(decode))
     print(json.dumps(result), flush=True)
+
+
+def through_the_server(model, decode: int) -> dict:
+    """Aggregate decode tok/s and median TTFT of 1 and 4 concurrent streams through ossy serve's app."""
+    import asyncio
+
+    sys.path.insert(0, str(HERE.parent))
+    import ossy.tokenizer
+    from serve import VOCAB, measure_http, prompts  # benchmarks/serve.py, beside this script
+
+    tokenizer = ossy.tokenizer.load(VOCAB)
+    texts = prompts(tokenizer, model.config.vocab_size, 4, 64)
+    asyncio.run(measure_http(model, tokenizer, texts[:1], 2))  # warm-up
+    out = {}
+    for streams in SERVE_STREAMS:
+        figures = asyncio.run(measure_http(model, tokenizer, texts[:streams], decode))
+        out[f"serve_{streams}_tok_s"], out[f"serve_{streams}_ttft_s"] = figures["tokens_per_s"], figures["ttft_s"]
+    return out
 
 
 def run_child(python: str, engine: str, path: Path, args) -> dict:
@@ -171,16 +197,19 @@ def run_child(python: str, engine: str, path: Path, args) -> dict:
 FIGURES = [("load_s", "load to first token, s", False), ("prefill_128_tok_s", "prefill 128, tok/s", True),
            ("prefill_512_tok_s", "prefill 512, tok/s", True), ("decode_tok_s", "decode, tok/s", True),
            ("decode_4k_tok_s", "decode at 4k context, tok/s", True), ("peak_rss_gb", "peak RSS, GB", False)]
+SERVE_STREAMS = (1, 4)
+SERVE_FIGURES = [(f"serve_{n}_{what}", f"serve, {n} stream{'s' if n > 1 else ''}, {label}", higher)
+                 for n in SERVE_STREAMS for what, label, higher in (("tok_s", "tok/s", True), ("ttft_s", "TTFT s", False))]
 
 
 def report(results: dict[str, list[dict]], args) -> None:
     print(f"\ngpt-oss-20b shape, {args.layers} layers, vocab {args.vocab}, {args.threads} threads, "
           f"{args.rounds} round(s) alternating; best (median)")
     print(f"{'':32}{'ossy':>22}{'llama.cpp':>22}{'ossy / llama.cpp':>20}")
-    for key, label, higher in FIGURES:
+    for key, label, higher in FIGURES + SERVE_FIGURES:
         cells, bests = [], {}
         for engine in ("ossy", "llama.cpp"):
-            values = [r[key] for r in results.get(engine, [])]
+            values = [r[key] for r in results.get(engine, []) if key in r]
             if not values:
                 cells.append("-")
                 continue

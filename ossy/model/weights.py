@@ -194,7 +194,12 @@ class Checkpoint:
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Checkpoint":
         """Open a checkpoint directory (HF layout, `original/` layout, or a root holding only
-        `original/`), its `config.json`, or one `.safetensors` file beside a `config.json`."""
+        `original/`), its `config.json`, one `.safetensors` file beside a `config.json`, or a
+        GGUF file (any name: an Ollama blob has none; `ossy.model.gguf_checkpoint`)."""
+        from ossy.model.gguf_checkpoint import GgufCheckpoint, is_gguf
+
+        if is_gguf(path):
+            return GgufCheckpoint.open(path)
         directory, file = _locate(Path(path))
         config = GptOssConfig.from_file(directory / CONFIG)
         files, where = ({file: None}, file) if file else _weight_files(directory)
