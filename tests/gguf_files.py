@@ -175,3 +175,40 @@ def renumber_mxfp4(path) -> None:
         if t.tensor_type == Q.MXFP4:
             t.field.parts[4][0] = LAUNCH_MXFP4
     reader.data.flush()
+
+
+def hf_vocabulary(tokenizer_json, flavour: str = "llama.cpp", vocab_size: int = 201088) -> Callable[[gguf.GGUFWriter], None]:
+    """The `vocabulary` of a HF byte-level BPE tokenizer.json as each converter writes it: every id
+    in order (llama.cpp pads up to the model's `vocab_size` as `[PAD{i}]`, unused; Ollama does not
+    pad), type 1 normal, 3 special, 4 added; merges as "a b"; pre-tokenizer "gpt-4o" (llama.cpp) or
+    "default" (Ollama's gptoss files)."""
+    import json
+    from pathlib import Path
+
+    spec = json.loads(Path(tokenizer_json).read_text(encoding="utf-8"))
+    names = {i: (token, 1) for token, i in spec["model"]["vocab"].items()}
+    names.update({t["id"]: (t["content"], 3 if t.get("special") else 4) for t in spec.get("added_tokens", [])})
+    size = max(names) + 1 if flavour.startswith("ollama") else vocab_size
+    tokens = [names.get(i, (f"[PAD{i}]", 5)) for i in range(size)]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"].get("merges", [])]
+
+    def add(w: gguf.GGUFWriter) -> None:
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("gpt-4o" if flavour.startswith("llama.cpp") else "default")
+        w.add_token_list([token for token, _ in tokens])
+        w.add_token_types([kind for _, kind in tokens])
+        w.add_token_merges(merges)
+        w.add_bos_token_id(199998)
+        w.add_eos_token_id(199999 if flavour.startswith("ollama") else 200002)
+
+    return add
+
+
+def write_vocabulary_only(out, vocabulary: Callable[[gguf.GGUFWriter], None], flavour: str = "llama.cpp") -> None:
+    """A GGUF with the architecture and the vocabulary, no tensors."""
+    w = gguf.GGUFWriter(str(out), "gptoss" if flavour.startswith("ollama") else "gpt-oss")
+    vocabulary(w)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

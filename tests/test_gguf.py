@@ -17,7 +17,8 @@ import torch
 
 import gguf_files
 from ossy.model.errors import CheckpointError, ConfigError
-from ossy.model.gguf_checkpoint import GgufCheckpoint, is_gguf
+from ossy.model.gguf_checkpoint import GgufCheckpoint
+from ossy.model.gguf_file import is_gguf
 from ossy.model.loading import open_model
 from ossy.model.mxfp4 import dequantize
 from ossy.model.weights import Checkpoint, save_checkpoint, tensor_shapes
@@ -147,3 +148,39 @@ def test_truncated_gguf_is_refused(hf, tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"model\.gguf: "):
         Checkpoint.open(path).load()
+
+
+# -- the vocabulary ------------------------------------------------------------------------------
+@pytest.mark.parametrize("flavour", ["llama.cpp", "ollama"])
+def test_gguf_vocabulary_is_o200k_harmony(shared_dir, tmp_path, flavour):
+    import ossy.tokenizer
+    from test_tokenizer import CORPUS
+
+    path = tmp_path / "vocab.gguf"
+    gguf_files.write_vocabulary_only(path, gguf_files.hf_vocabulary(shared_dir / "vocab" / "gpt-oss" / "tokenizer.json",
+                                                                     flavour), flavour)
+    got = ossy.tokenizer.load(path)
+    want = ossy.tokenizer.load(shared_dir / "vocab" / "o200k_base.tiktoken")
+    seeds = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted((shared_dir / "seeds").glob("*")))
+    for text in [*CORPUS, seeds]:
+        assert got.encode(text) == want.encode(text), text[:60]
+        assert got.encode(text, allow_special=True) == want.encode(text, allow_special=True), text[:60]
+    for name in ("<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>", "<|call|>", "<|constrain|>"):
+        assert got.token_id(name) == want.token_id(name), name
+    assert got.vocab_size == (201088 if flavour == "llama.cpp" else 200019)  # Ollama does not pad
+
+
+def test_gguf_vocabulary_of_another_pre_tokenizer_is_refused(shared_dir, tmp_path):
+    import ossy.tokenizer
+    from ossy.tokenizer import TokenizerError
+
+    def llama3(w):
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("llama-bpe")
+        w.add_token_list(["a", "b"])
+        w.add_token_types([1, 1])
+
+    path = tmp_path / "vocab.gguf"
+    gguf_files.write_vocabulary_only(path, llama3)
+    with pytest.raises(TokenizerError, match=r"vocab\.gguf: GGUF pre-tokenizer 'llama-bpe' is not supported"):
+        ossy.tokenizer.load(path)

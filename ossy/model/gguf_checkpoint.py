@@ -10,8 +10,7 @@ tensors into the canonical ones of `ossy.model.weights` (HF names and layouts), 
 errors naming the file and the tensor.
 Does not own: the model math, the GGUF tokenizer (`ossy.tokenizer`), model stores.
 
-Reading is gguf-py's (`gguf.GGUFReader`, ggml's own Python reader, memory-mapped) and so is
-Q8_0 dequantization (`gguf.quants`). Choices, stated:
+Reading is `ossy.model.gguf_file`'s; Q8_0 dequantization is gguf-py's (`gguf.quants`). Choices, stated:
 - F32/F16/BF16 tensors already in the model's dtype stay views of the mapped file.
 - MXFP4 experts are repacked once at load into the HF layout the MoE kernel reads (scales apart
   from the nibbles, HF's nibble order, gate and up rows interleaved): the same bytes, not an
@@ -33,10 +32,9 @@ import torch
 
 from ossy.model.config import FULL, SLIDING, GptOssConfig
 from ossy.model.errors import CheckpointError, ConfigError
+from ossy.model.gguf_file import GgufFile, TensorEntry, read
 from ossy.model.mxfp4 import BLOCK
 
-MAGIC = b"GGUF"
-OLLAMA_LAUNCH_MXFP4 = 4  # the type id Ollama's converter gave MXFP4 until 2025-08-26
 LLAMA_CPP, OLLAMA = "gpt-oss", "gptoss"  # general.architecture of each flavour
 _FLOAT_TYPES = ("F32", "F16", "BF16")
 _SUPPORTED = (*_FLOAT_TYPES, "Q8_0", "MXFP4")
@@ -65,55 +63,27 @@ _LAYER = {
 }
 _EXPERTS = ("gate", "up", "down")  # ffn_{gate,up,down}_exps.{weight,bias}
 _FUSED = "ffn_gate_up_exps"  # Ollama's launch-time form
-_VOCABULARY = {f"tokenizer.ggml.{k}" for k in ("tokens", "token_type", "merges", "scores")}  # read by ossy.tokenizer
-
-
-def is_gguf(path: str | os.PathLike) -> bool:
-    """True when `path` is a file that starts with the GGUF magic."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == MAGIC
-    except OSError:
-        return False
-
-
-@dataclass(frozen=True)
-class _Tensor:
-    name: str
-    type: str  # GGML type name: F32, BF16, Q8_0, MXFP4, ...
-    shape: tuple[int, ...]  # numpy order (ggml's ne reversed)
-    offset: int  # absolute byte offset of the data in the file
-    nbytes: int
-    data: np.ndarray  # the reader's mapped bytes or elements
-    hf_nibbles: bool = False  # MXFP4 bytes in the HF order (Ollama's launch-time type 4)
 
 
 class GgufCheckpoint:
     """A validated gpt-oss GGUF; tensors are read by `load`. Same interface as
     `ossy.model.weights.Checkpoint` (config, path, mxfp4, tensor_infos, load)."""
 
-    def __init__(self, path: Path, config: GptOssConfig, flavour: str, tensors: dict[str, _Tensor],
-                 fields: dict) -> None:
-        self.path, self.config, self.flavour = path, config, flavour
-        self._tensors, self.fields = tensors, fields
+    def __init__(self, file: GgufFile, config: GptOssConfig, flavour: str) -> None:
+        self.path, self.config, self.flavour = file.path, config, flavour
+        self.file, self.fields, self._tensors = file, file.fields, file.tensors
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "GgufCheckpoint":
-        path = Path(path)
-        reader = _reader(path)
-        fields = {name: field.contents() for name, field in reader.fields.items() if name not in _VOCABULARY}
-        arch = fields.get("general.architecture")
+        file = read(path)
+        arch = file.fields.get("general.architecture")
         if arch not in (LLAMA_CPP, OLLAMA):
-            raise ConfigError(f"{path}: GGUF architecture {arch!r} is not gpt-oss (expected 'gpt-oss' or 'gptoss')")
-        tensors = {t.name: _Tensor(t.name, t.tensor_type.name, tuple(int(n) for n in reversed(t.shape)),
-                                   int(t.data_offset), int(t.n_bytes), t.data, t.name in reader.hf_nibbles)
-                   for t in reader.tensors}
-        for t in tensors.values():
+            raise ConfigError(f"{file.path}: GGUF architecture {arch!r} is not gpt-oss (expected 'gpt-oss' or 'gptoss')")
+        for t in file.tensors.values():
             if t.type not in _SUPPORTED:
-                raise CheckpointError(f"{path}: tensor {t.name} has type {t.type}, which ossy cannot load "
+                raise CheckpointError(f"{file.path}: tensor {t.name} has type {t.type}, which ossy cannot load "
                                       f"(supported: {', '.join(_SUPPORTED)})")
-        checkpoint = cls(path, config=_config(path, arch, fields, tensors), flavour=arch, tensors=tensors,
-                         fields=fields)
+        checkpoint = cls(file, _config(file.path, arch, file.fields, file.tensors), arch)
         checkpoint._check_shapes()
         return checkpoint
 
@@ -131,7 +101,7 @@ class GgufCheckpoint:
             return "split"
         return "interleaved" if self.flavour == OLLAMA else "halves"
 
-    def _get(self, name: str) -> _Tensor:
+    def _get(self, name: str) -> TensorEntry:
         if name not in self._tensors:
             raise CheckpointError(f"{self.path}: missing tensor {name}")
         return self._tensors[name]
@@ -183,11 +153,11 @@ class GgufCheckpoint:
                     raise CheckpointError(f"{self.path}: tensor {t.name} is {t.type}, but the experts of layer 0 "
                                           f"are {self._get('blk.0.ffn_down_exps.weight').type}")
 
-    def _expert_weights(self, layer: int) -> list[_Tensor]:
+    def _expert_weights(self, layer: int) -> list[TensorEntry]:
         names = ["ffn_gate_exps", "ffn_up_exps"] if self.form == "split" else ["ffn_gate_up_exps"]
         return [self._get(f"blk.{layer}.{name}.weight") for name in names + ["ffn_down_exps"]]
 
-    def _expect(self, t: _Tensor, shape: tuple[int, ...]) -> None:
+    def _expect(self, t: TensorEntry, shape: tuple[int, ...]) -> None:
         if t.shape != tuple(shape):
             raise CheckpointError(f"{self.path}: tensor {t.name} has shape {list(t.shape)}, expected {list(shape)}")
 
@@ -216,18 +186,19 @@ class GgufCheckpoint:
             out.update(self._experts(i, dtype))
         return out
 
-    def _floats(self, t: _Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _floats(self, t: TensorEntry, dtype: torch.dtype) -> torch.Tensor:
+        raw = self.file.bytes_of(t)
         if t.type in _FLOAT_TYPES:
-            raw = torch.from_numpy(np.asarray(t.data).view(np.uint8).reshape(-1)).view(_DTYPES[t.type])
-            return raw.reshape(t.shape).to(dtype)
+            return torch.from_numpy(raw).view(_DTYPES[t.type]).reshape(t.shape).to(dtype)
         if t.type == "Q8_0":
             from gguf import GGMLQuantizationType, quants
 
-            values = quants.dequantize(np.asarray(t.data), GGMLQuantizationType.Q8_0)
+            rows = raw.reshape(-1, raw.size // (int(np.prod(t.shape[:-1])) or 1))
+            values = quants.dequantize(rows, GGMLQuantizationType.Q8_0)
             return torch.from_numpy(values).reshape(t.shape).to(dtype)
         raise CheckpointError(f"{self.path}: tensor {t.name} has type {t.type}, expected a float or Q8_0 type")
 
-    def _matrix(self, t: _Tensor, dtype: torch.dtype):
+    def _matrix(self, t: TensorEntry, dtype: torch.dtype):
         """An expert matrix [E, out, in]: (HF blocks, scales) for MXFP4, else floats."""
         return self._mxfp4(t) if t.type == "MXFP4" else self._floats(t, dtype)
 
@@ -255,15 +226,13 @@ class GgufCheckpoint:
             out[p + "down_proj"] = down.transpose(1, 2).contiguous()
         return out
 
-    def _mxfp4(self, t: _Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mxfp4(self, t: TensorEntry) -> tuple[torch.Tensor, torch.Tensor]:
         """ggml block_mxfp4 bytes (per 32 elements: a scale byte, 16 nibble bytes) -> HF blocks
         [..., G, 16] and scales [..., G]. ggml's byte j holds elements j and j + 16 (low, high
         nibble); HF's byte k holds elements 2k and 2k + 1, as Ollama's launch-time tensors do."""
         *rows, width = t.shape
         groups = width // BLOCK
-        raw = np.fromfile(self.path, dtype=np.uint8, count=t.nbytes, offset=t.offset)
-        if raw.size != t.nbytes:
-            raise CheckpointError(f"{self.path}: truncated file (tensor {t.name} ends past the end)")
+        raw = np.fromfile(self.path, dtype=np.uint8, count=t.nbytes, offset=t.offset)  # not via the mapping
         blocks = torch.from_numpy(raw).view(*rows, groups, 1 + BLOCK // 2)
         scales, nibbles = blocks[..., 0].contiguous(), blocks[..., 1:]
         if t.hf_nibbles:
@@ -287,31 +256,7 @@ def _interleave_rows(gate, up):
     return torch.stack((gate, up), dim=2).reshape(gate.shape[0], 2 * gate.shape[1], *gate.shape[2:])
 
 
-def _reader(path: Path):
-    from gguf import GGMLQuantizationType, GGUFReader
-
-    class Reader(GGUFReader):
-        """gguf-py's reader, also taking type 4: MXFP4 as Ollama's launch-time converter numbered
-        it (ggml's own MXFP4 is 39), its nibbles in the HF order. Those tensors' names are kept."""
-
-        def _build_tensors(self, start_offs, fields) -> None:
-            self.hf_nibbles = set()
-            for field in fields:
-                raw_type = field.parts[4]  # a copy-on-write view: the file is not changed
-                if int(raw_type[0]) == OLLAMA_LAUNCH_MXFP4:
-                    self.hf_nibbles.add(bytes(field.parts[1]).decode("utf-8", "replace"))
-                    raw_type[0] = GGMLQuantizationType.MXFP4
-            super()._build_tensors(start_offs, fields)
-
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        return Reader(path, "c")
-    except (ValueError, IndexError, KeyError, OSError, AssertionError) as exc:
-        raise CheckpointError(f"{path}: not a readable GGUF file ({exc})") from None
-
-
-def _config(path: Path, arch: str, fields: dict, tensors: dict[str, _Tensor]) -> GptOssConfig:
+def _config(path: Path, arch: str, fields: dict, tensors: dict[str, TensorEntry]) -> GptOssConfig:
     def key(name: str, default=None):
         value = fields.get(f"{arch}.{name}", default)
         if value is None:

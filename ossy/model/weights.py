@@ -196,7 +196,8 @@ class Checkpoint:
         """Open a checkpoint directory (HF layout, `original/` layout, or a root holding only
         `original/`), its `config.json`, one `.safetensors` file beside a `config.json`, or a
         GGUF file (any name: an Ollama blob has none; `ossy.model.gguf_checkpoint`)."""
-        from ossy.model.gguf_checkpoint import GgufCheckpoint, is_gguf
+        from ossy.model.gguf_checkpoint import GgufCheckpoint
+        from ossy.model.gguf_file import is_gguf
 
         if is_gguf(path):
             return GgufCheckpoint.open(path)

@@ -1,4 +1,5 @@
-"""Reading tokenizer files into a `Tokenizer`: .tiktoken rank files, HF tokenizer.json, model dirs.
+"""Reading tokenizer files into a `Tokenizer`: .tiktoken rank files, HF tokenizer.json, GGUF
+vocabularies, model dirs.
 
 Owns: the o200k_harmony definition (o200k split pattern + harmony special tokens with their
 ids), the GPT-2 byte-level mapping of HF files, and the choice of BPE engine per file: tiktoken
@@ -75,10 +76,15 @@ def _unbyte(token: str) -> bytes:
 
 
 def load(path) -> Tokenizer:
-    """A tokenizer from a tokenizer.json, a .tiktoken rank file, or a model directory."""
+    """A tokenizer from a tokenizer.json, a .tiktoken rank file, a GGUF file's vocabulary, or a
+    model directory."""
+    from ossy.model.gguf_file import is_gguf
+
     path = Path(path)
     if path.is_dir():
         path = _tokenizer_file_in(path)
+    if is_gguf(path):
+        return _from_gguf(path)
     if path.suffix == ".tiktoken":
         return _from_tiktoken(path)
     if path.suffix == ".json":
@@ -113,6 +119,45 @@ def _from_tiktoken(path: Path) -> Tokenizer:
     specials = o200k_harmony_specials()
     enc = tiktoken.Encoding("o200k_harmony", pat_str=O200K_PATTERN, mergeable_ranks=ranks, special_tokens=specials)
     return Tokenizer(TiktokenBackend(enc), specials, O200K_HARMONY_SIZE)
+
+
+# GGUF token types (llama.cpp's llama_token_type)
+_NORMAL, _CONTROL, _USER_DEFINED, _UNUSED = 1, 3, 4, 5
+_GGUF_PATTERNS = {"gpt-4o": O200K_PATTERN}  # tokenizer.ggml.pre -> split pattern
+
+
+def _from_gguf(path: Path) -> Tokenizer:
+    """The byte-level BPE vocabulary a GGUF carries (`tokenizer.ggml.*`), run by tiktoken when it
+    is tiktoken's BPE (gpt-oss's is: o200k_harmony). Ollama's `gptoss` files say pre-tokenizer
+    "default"; like Ollama's own compatibility layer, ossy reads that as gpt-4o (o200k)."""
+    from ossy.model.errors import CheckpointError
+    from ossy.model.gguf_file import read
+
+    try:
+        fields = read(path).fields
+    except CheckpointError as exc:
+        raise TokenizerError(str(exc)) from None
+
+    def value(key: str, default=None):
+        return fields.get(key, default)
+
+    model, pre = value("tokenizer.ggml.model"), value("tokenizer.ggml.pre", "default")
+    if model != "gpt2":
+        raise TokenizerError(f"{path}: GGUF tokenizer model {model!r} is not supported (byte-level BPE 'gpt2' only)")
+    if pre == "default" and value("general.architecture") == "gptoss":
+        pre = "gpt-4o"
+    if pre not in _GGUF_PATTERNS:
+        raise TokenizerError(f"{path}: GGUF pre-tokenizer {pre!r} is not supported (gpt-oss uses 'gpt-4o')")
+    tokens, types = value("tokenizer.ggml.tokens", []), value("tokenizer.ggml.token_type", [])
+    if not tokens or len(types) != len(tokens):
+        raise TokenizerError(f"{path}: GGUF tokenizer has {len(tokens)} tokens and {len(types)} token types")
+    vocab = {token: i for i, (token, kind) in enumerate(zip(tokens, types)) if kind == _NORMAL}
+    specials = {token: i for i, (token, kind) in enumerate(zip(tokens, types)) if kind in (_CONTROL, _USER_DEFINED)}
+    if not _merges_follow_ranks(vocab, value("tokenizer.ggml.merges", [])):
+        raise TokenizerError(f"{path}: GGUF vocabulary is not tiktoken's BPE (its merges do not follow the ranks)")
+    ranks = {_unbyte(token): rank for token, rank in vocab.items()}
+    enc = tiktoken.Encoding(path.name, pat_str=_GGUF_PATTERNS[pre], mergeable_ranks=ranks, special_tokens=specials)
+    return Tokenizer(TiktokenBackend(enc), specials, len(tokens))
 
 
 def _from_tokenizer_json(path: Path) -> Tokenizer:
