@@ -60,14 +60,16 @@ OLLAMA_LICENSE = "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.o
 
 
 def fake_ollama_store(root: Path, name: tuple[str, ...] = ("registry.ollama.ai", "library", "gpt-oss", "20b"),
-                      system: str | None = None) -> Path:
-    """An Ollama models directory holding one model: a dummy GGUF layer, template, params,
-    license (and system), and a ConfigV2 config blob, exactly where Ollama puts them."""
+                      system: str | None = None, gguf: bytes = b"GGUF" + bytes(1000), template: str = OLLAMA_TEMPLATE,
+                      params: bytes = b'{"temperature":1}') -> Path:
+    """An Ollama models directory holding one model: a GGUF layer (a dummy unless `gguf` is
+    given), template, params, license (and system), and a ConfigV2 config blob, exactly where
+    Ollama puts them."""
     layers = [
-        {"mediaType": "application/vnd.ollama.image.model", **_blob(root, b"GGUF" + bytes(1000))},
-        {"mediaType": "application/vnd.ollama.image.template", **_blob(root, OLLAMA_TEMPLATE.encode())},
+        {"mediaType": "application/vnd.ollama.image.model", **_blob(root, gguf)},
+        {"mediaType": "application/vnd.ollama.image.template", **_blob(root, template.encode())},
         {"mediaType": "application/vnd.ollama.image.license", **_blob(root, OLLAMA_LICENSE.encode())},
-        {"mediaType": "application/vnd.ollama.image.params", **_blob(root, b'{"temperature":1}')},
+        {"mediaType": "application/vnd.ollama.image.params", **_blob(root, params)},
     ]
     if system is not None:
         layers.append({"mediaType": "application/vnd.ollama.image.system", **_blob(root, system.encode())})

@@ -43,6 +43,16 @@ def capabilities(model: Model) -> tuple[str, ...]:
     return ("completion",) + ("tools",) * (".Tools" in template) + ("thinking",) * (".Think" in template)
 
 
+def _weights(model: Model):
+    """What the loader opens: the checkpoint directory of an ossy-stored checkpoint, or the GGUF
+    blob (in either store, in place); None when the model has neither."""
+    if model.is_checkpoint and not model.store.read_only:
+        return model.store.checkpoint_dir(model)
+    if model.is_gguf:
+        return model.store.gguf_file(model)
+    return None
+
+
 class StoreResolver:
     """`resolve(name)` through a `Library`; `load_tokenizer(checkpoint_dir)` makes the tokenizer
     (default `ossy.tokenizer.load`, which reads the checkpoint's tokenizer.json);
@@ -58,7 +68,7 @@ class StoreResolver:
 
     def resolve(self, name: str) -> ResolvedModel:
         model = self.library.get(name)  # NotFoundError
-        checkpoint = model.store.checkpoint_dir(model) if model.is_checkpoint and not model.store.read_only else None
+        checkpoint = _weights(model)
         template = model.template
         return ResolvedModel(
             ref=ModelRef(str(model.name), model.digest, checkpoint, model.config.get("context_length")),
@@ -86,7 +96,7 @@ class StoreResolver:
                     from ossy.tokenizer import load
 
                     if checkpoint is None:
-                        raise OssyError(f"model '{model.name}' has no checkpoint ossy can run "
-                                        f"(GGUF is not supported yet)")
-                    self._tokenizers[key] = load(checkpoint)
+                        raise OssyError(f"model '{model.name}' has no weights ossy can run "
+                                        f"(neither a checkpoint nor a GGUF layer)")
+                    self._tokenizers[key] = load(checkpoint)  # a GGUF carries its vocabulary
             return self._tokenizers[key]

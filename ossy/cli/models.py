@@ -4,8 +4,8 @@ Owns: these subcommands, their output (the `NAME ID SIZE MODIFIED` table with Ol
 time wording, a `warning:` line on stderr per manifest the listing skipped, create's progress
 lines, `deleted '...'`, verify's line per model), and `show_named`, which `ossy show`
 calls for a model name: the Modelfile that rebuilds the model, one of its fields, or the info
-sections (`ossy.cli.show.render_info` for checkpoints; the manifest's config for GGUF models of
-the Ollama store, which ossy cannot load yet).
+sections (`ossy.cli.show.render_info` for checkpoints and GGUF models, in either store; the
+manifest's config for a model with neither).
 Does not own: the store (`ossy.store`), Modelfile syntax (`ossy.modelfile`), or reading
 checkpoints (`ossy.model.weights`).
 """
@@ -211,11 +211,22 @@ def _info(model: Model, *, verbose: bool) -> str:
         checkpoint = Checkpoint.open(model.store.checkpoint_dir(model))
         return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
                            system=model.system)
+    if model.is_gguf:
+        from ossy.model.errors import CheckpointError, ConfigError
+        from ossy.model.weights import Checkpoint
+
+        try:
+            checkpoint = Checkpoint.open(model.store.gguf_file(model, check=False))
+        except (CheckpointError, ConfigError) as e:  # still show what the manifest says
+            print(f"warning: {e}", file=sys.stderr)
+        else:
+            return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
+                               system=model.system)
     return _config_info(model, license)
 
 
 def _config_info(model: Model, license: str | None) -> str:
-    """The info sections for a model ossy cannot load (GGUF), from its config and layers."""
+    """The info sections for a model ossy cannot read, from its config and layers."""
     from ossy.cli.show import head_rows, section_table
 
     c = model.config

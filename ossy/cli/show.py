@@ -108,7 +108,7 @@ def section_table(title: str, rows: list[tuple]) -> str:
 
 def _quantization(checkpoint: Checkpoint) -> str:
     """Precision of the expert matrices (MXFP4 for the released checkpoints)."""
-    return next(t.precision for t in checkpoint.tensor_infos() if t.name.endswith("experts.gate_up_proj"))
+    return checkpoint.expert_precision
 
 
 def _model_rows(checkpoint: Checkpoint, total: int) -> list[tuple]:
@@ -119,7 +119,19 @@ def _model_rows(checkpoint: Checkpoint, total: int) -> list[tuple]:
         ("context length", c.context_length),
         ("embedding length", c.hidden_size),
         ("quantization", _quantization(checkpoint)),
+        *_format_rows(checkpoint),
     ]
+
+
+def _format_rows(checkpoint: Checkpoint) -> list[tuple]:
+    """For a GGUF: whose flavour it is, and how ossy computes its YaRN (a GGUF cannot say)."""
+    flavour = getattr(checkpoint, "flavour", None)
+    if flavour is None:
+        return []
+    rows = [("format", f"GGUF ({'llama.cpp' if flavour == 'gpt-oss' else 'Ollama'} '{flavour}' flavour)")]
+    if checkpoint.config.rope_scaling_factor > 1:
+        rows.append(("rope", "YaRN, correction range untruncated as gpt-oss defines it (llama.cpp rounds it)"))
+    return rows
 
 
 def _parameter_rows(parameters: dict) -> list[tuple]:

@@ -93,6 +93,10 @@ class GgufCheckpoint:
         return self._get("blk.0.ffn_down_exps.weight").type == "MXFP4"
 
     @property
+    def expert_precision(self) -> str:
+        return self._get("blk.0.ffn_down_exps.weight").type
+
+    @property
     def form(self) -> str:
         """How the experts' gate and up are stored: "split" (ffn_gate_exps + ffn_up_exps),
         "interleaved" (Ollama's fused ffn_gate_up_exps, HF's rows) or "halves" (llama.cpp's

@@ -217,6 +217,11 @@ class Checkpoint:
         """True when the experts are stored as MXFP4 blocks + scales."""
         return any(name.endswith("_blocks") for name in self._sources)
 
+    @property
+    def expert_precision(self) -> str:
+        """MXFP4 for the released checkpoints, else the stored dtype of the experts."""
+        return next(t.precision for t in self.tensor_infos() if t.name.endswith("experts.gate_up_proj"))
+
     def tensor_infos(self) -> list[TensorInfo]:
         infos = []
         for name, src in self._sources.items():

@@ -192,6 +192,10 @@ class Model:
     def is_checkpoint(self) -> bool:
         return bool(self.manifest.of_type(mt.CHECKPOINT_FILE))
 
+    @property
+    def is_gguf(self) -> bool:
+        return bool(self.manifest.of_type(mt.GGUF))
+
 
 class Store:
     """One models directory in Ollama's layout; `read_only` for an Ollama store."""
@@ -356,9 +360,7 @@ class Store:
         """A directory the loader can open for `model`: relative symlinks into `blobs/`."""
         files = model.manifest.of_type(mt.CHECKPOINT_FILE)
         if not files:
-            raise OssyError(f"model '{model.name}' has no checkpoint files"
-                            + (" (its weights are GGUF, which ossy cannot load yet)"
-                               if model.manifest.of_type(mt.GGUF) else ""))
+            raise OssyError(f"model '{model.name}' has no checkpoint files")
         self._writable()
         self.check_blobs(model, files)
         final = self.checkpoints / checkpoint_key(files)
@@ -378,6 +380,17 @@ class Store:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def gguf_file(self, model: Model, check: bool = True) -> Path:
+        """The GGUF blob the loader opens for `model`, in place (an Ollama store's too: read,
+        never copied), once its content is known to match its digest (`check`; the header alone
+        is read without)."""
+        layers = model.manifest.of_type(mt.GGUF)
+        if len(layers) != 1:
+            raise OssyError(f"model '{model.name}' has {len(layers)} GGUF layers; ossy runs models with one")
+        if check:
+            self.check_blobs(model, layers)
+        return self.blob_path(layers[0].digest)
 
     def _link(self, directory: Path, layer: Layer, model: Model) -> None:
         rel = safe_relative(layer.name or "")
