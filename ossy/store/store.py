@@ -592,6 +592,14 @@ class Transaction:
             self._staged[digest] = tmp.path
         return digest, size
 
+    def stage_verified(self, path: Path, digest: str) -> None:
+        """Stage the finished file at `path` (in this store's file system), already hashed to
+        `digest` (a completed download): moved, not copied."""
+        staged = temp_name(self.store.blobs)
+        self.store.blobs.mkdir(parents=True, exist_ok=True)
+        os.replace(path, staged)
+        self._staged[digest] = staged
+
     def adopt(self, source: Store, layer: Layer, counter: Counter) -> None:
         """Stage `source`'s blob for `layer`: a hard link when both stores share a file system
         (no copy, and it outlives Ollama pruning its own), else a copy checked against the digest."""

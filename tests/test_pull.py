@@ -1,0 +1,174 @@
+"""`ossy.store.registry.pull` against a real registry server on loopback (tests/registry_server.py):
+Ollama's v2 protocol, parallel ranged parts behind a redirect, resuming an interrupted pull
+without fetching finished bytes again, digests checked before anything enters the store, clear
+one-line errors, plain HTTP only when asked, bearer tokens, pruning."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from ossy.errors import NotFoundError
+from ossy.store import Library, Store
+from ossy.store import manifest as mt
+from ossy.store.registry import DigestMismatchError, InsecureError, PullEvent, RegistryError, pull
+from registry_server import Registry, digest_of
+from store_util import snapshot
+
+TEMPLATE = "{{ .Prompt }}"
+
+
+@pytest.fixture
+def registry():
+    with Registry() as r:
+        yield r
+
+
+@pytest.fixture
+def library(tmp_path):
+    return Library(Store(tmp_path / "models"))
+
+
+def publish(registry: Registry, size: int = 300_000, tag: str = "latest", seed: int = 1) -> bytes:
+    weights = b"GGUF" + os.urandom(size) if seed else b"GGUF" + bytes(size)
+    registry.add_model("library", "tiny", tag, [(mt.GGUF, weights), (mt.TEMPLATE, TEMPLATE.encode()),
+                                                (mt.PARAMS, b'{"temperature":0}')])
+    return weights
+
+
+def name(registry: Registry, model: str = "tiny") -> str:
+    return f"http://{registry.host}/library/{model}"
+
+
+def test_pull_stores_the_model_and_reports_progress_as_ollama(registry, library):
+    weights = publish(registry)
+    events: list[PullEvent] = []
+    model = pull(library, name(registry), insecure=True, progress=events.append, min_part=64 * 1024)
+    assert str(model.name) == f"{registry.host}/library/tiny:latest"
+    assert model.template == TEMPLATE and model.parameters == {"temperature": 0}
+    assert library.store.blob_path(digest_of(weights)).read_bytes() == weights
+    assert [str(m.name) for m in library.store.models()] == [str(model.name)]
+    statuses = [e.status for e in events]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    assert "verifying sha256 digest" in statuses and "writing manifest" in statuses
+    short = digest_of(weights)[7:19]
+    mine = [e for e in events if e.status == f"pulling {short}"]
+    assert mine[0].to_json() == {"status": f"pulling {short}", "digest": digest_of(weights),
+                                 "total": len(weights), "completed": 0}
+    assert mine[-1].completed == mine[-1].total == len(weights)
+    ranges = [rng for path, rng in registry.blob_requests() if path.endswith(digest_of(weights))]
+    assert len(ranges) == 5  # 300 KB in 64 KB parts, each its own Range request, from the redirect's target
+    assert not any(p.startswith(f"/v2/library/tiny/blobs/{digest_of(weights)}") and rng != "bytes=0-0"
+                   for p, rng in registry.log)
+    assert not (library.store.root / "partial").exists() or not any((library.store.root / "partial").iterdir())
+
+
+def test_pull_again_fetches_nothing(registry, library):
+    publish(registry)
+    pull(library, name(registry), insecure=True, min_part=64 * 1024)
+    before = len(registry.blob_requests())
+    events = []
+    pull(library, name(registry), insecure=True, progress=events.append)
+    assert len(registry.blob_requests()) == before
+    assert any(e.completed == e.total and e.total for e in events)
+
+
+def test_an_interrupted_pull_resumes_where_it_stopped(registry, library):
+    weights = publish(registry, size=1_000_000)
+    digest = digest_of(weights)
+    seen = []
+
+    def interrupt(event: PullEvent) -> None:  # Ctrl-C once about half is there
+        seen.append(event)
+        if event.digest == digest and event.completed and event.completed > 500_000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pull(library, name(registry), insecure=True, progress=interrupt, min_part=100_000)
+    assert library.store.models() == []  # nothing named yet
+    fetched_before = sum(_length(rng, len(weights)) for path, rng in registry.blob_requests() if path.endswith(digest))
+    registry.log.clear()
+    events = []
+    pull(library, name(registry), insecure=True, progress=events.append, min_part=100_000)
+    first = next(e for e in events if e.digest == digest)
+    assert first.completed >= 400_000  # the saved progress: not started from zero
+    refetched = sum(_length(rng, len(weights)) for path, rng in registry.blob_requests() if path.endswith(digest))
+    assert refetched <= len(weights) - first.completed  # finished bytes are not fetched again
+    assert fetched_before < len(weights) + 100_000
+    assert library.store.blob_path(digest).read_bytes() == weights
+
+
+def _length(rng: str | None, size: int) -> int:
+    if not rng:
+        return size
+    start, end = rng.removeprefix("bytes=").split("-")
+    return min(int(end), size - 1) - int(start) + 1
+
+
+def test_a_cut_connection_is_retried_from_where_it_was_cut(registry, library):
+    weights = publish(registry, size=200_000)
+    digest = digest_of(weights)
+    registry.cut_once[digest] = 50_000
+    pull(library, name(registry), insecure=True, min_part=1 << 30, retry_delay=0.01)
+    assert library.store.blob_path(digest).read_bytes() == weights
+    ranges = [rng for path, rng in registry.blob_requests() if path.endswith(digest)]
+    assert ranges == [f"bytes=0-{len(weights) - 1}", f"bytes=50000-{len(weights) - 1}"]
+
+
+def test_a_blob_that_does_not_match_its_digest_never_enters_the_store(registry, library):
+    weights = publish(registry)
+    registry.corrupt.add(digest_of(weights))
+    before = snapshot(library.store.root)
+    with pytest.raises(DigestMismatchError, match=r"digest mismatch: the blob downloaded for sha256:\w+ from "
+                                                  r"127\.0\.0\.1:\d+ hashes to sha256:\w+; nothing was stored"):
+        pull(library, name(registry), insecure=True)
+    assert snapshot(library.store.root) == before
+    assert library.store.models() == []
+    assert not list((library.store.root / "partial").glob("*"))
+
+
+@pytest.mark.parametrize("status,message", [(401, "registry answered 401 unauthorized"),
+                                            (500, "registry answered 500 error")])
+def test_registry_errors_are_one_line(registry, library, status, message):
+    publish(registry)
+    registry.manifest_status = status
+    with pytest.raises(RegistryError, match=f"pull model manifest of '.*tiny:latest': {message}") as e:
+        pull(library, name(registry), insecure=True)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_model_is_not_found(registry, library):
+    with pytest.raises(NotFoundError, match=r"pull model manifest: model '.*/library/nope:latest' not found on "):
+        pull(library, name(registry, "nope"), insecure=True)
+
+
+def test_plain_http_needs_insecure(registry, library):
+    publish(registry)
+    with pytest.raises(InsecureError, match="insecure protocol http"):
+        pull(library, name(registry))
+    with pytest.raises(RegistryError, match=f"cannot reach {registry.host}"):  # https to a plain-HTTP server
+        pull(library, f"{registry.host}/library/tiny")
+
+
+def test_a_bearer_token_is_fetched_when_the_registry_asks(registry, library):
+    publish(registry)
+    registry.token = "s3cret"
+    model = pull(library, name(registry), insecure=True)
+    assert model.template == TEMPLATE
+    assert any(path.startswith("/token") for path, _ in registry.log)
+
+
+def test_a_new_version_of_a_tag_prunes_the_old_blobs(registry, library):
+    old = publish(registry, seed=1)
+    pull(library, name(registry), insecure=True)
+    new = publish(registry, seed=2)
+    pull(library, name(registry), insecure=True)
+    assert not library.store.blob_path(digest_of(old)).exists()
+    assert library.store.blob_path(digest_of(new)).read_bytes() == new
+
+
+def test_unreachable_registry(library):
+    with pytest.raises(RegistryError, match=r"cannot reach 127\.0\.0\.1:9"):
+        pull(library, "http://127.0.0.1:9/library/x", insecure=True, client=httpx.Client(timeout=2))
