@@ -156,8 +156,9 @@ def test_one_shot_with_a_prompt_and_with_stdin(live_server):
 
 
 def test_one_shot_errors_are_one_line(live_server):
-    result = ossy(live_server, "run", "nope", "hi")
-    assert result.returncode == 1 and result.stderr.strip() == "Error: model 'nope' not found"
+    result = ossy(live_server, "run", "127.0.0.1:9/library/nope", "hi")  # missing: pulled first, as ollama does
+    assert result.returncode == 1
+    assert result.stderr.startswith("pulling manifest\nError: cannot reach 127.0.0.1:9") and result.stderr.count("\n") == 2
     result = ossy(live_server, "run", "tiny", "--format", "yaml", "hi")
     assert result.returncode == 1 and result.stderr.startswith("Error: --format: unknown format")
 

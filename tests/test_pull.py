@@ -126,7 +126,8 @@ def test_a_blob_that_does_not_match_its_digest_never_enters_the_store(registry, 
         pull(library, name(registry), insecure=True)
     assert snapshot(library.store.root) == before
     assert library.store.models() == []
-    assert not list((library.store.root / "partial").glob("*"))
+    bad = library.store.root / "partial" / ("sha256-" + digest_of(weights).split(":")[1])
+    assert not bad.exists() and not bad.with_name(bad.name + ".json").exists()  # the bad download is gone
 
 
 @pytest.mark.parametrize("status,message", [(401, "registry answered 401 unauthorized"),
@@ -172,3 +173,70 @@ def test_a_new_version_of_a_tag_prunes_the_old_blobs(registry, library):
 def test_unreachable_registry(library):
     with pytest.raises(RegistryError, match=r"cannot reach 127\.0\.0\.1:9"):
         pull(library, "http://127.0.0.1:9/library/x", insecure=True, client=httpx.Client(timeout=2))
+
+
+# -- /api/pull, through the official ollama client --------------------------------------------
+def test_api_pull_streams_ollamas_progress_to_the_ollama_client(registry, tmp_path):
+    import ollama
+
+    from ossy.server import create_app
+    from stub_engine import RunningServer, StubEngine
+
+    weights = publish(registry)
+    library = Library(Store(tmp_path / "models"))
+    with RunningServer(create_app(StubEngine(tokenizer=None), library=library)) as url:
+        client = ollama.Client(host=url)
+        events = list(client.pull(name(registry), insecure=True, stream=True))
+        assert events[0].status == "pulling manifest" and events[-1].status == "success"
+        mine = [e for e in events if e.digest == digest_of(weights)]
+        assert mine[-1].completed == mine[-1].total == len(weights)
+        assert [m.model for m in client.list().models if "tiny" in m.model] == [f"{registry.host}/library/tiny:latest"]
+        with pytest.raises(ollama.ResponseError, match="insecure protocol http"):
+            list(client.pull(name(registry), stream=True))
+        r = httpx.post(url + "/api/pull", json={"model": name(registry, "nope"), "insecure": True, "stream": False})
+        assert r.status_code == 404 and "not found" in r.json()["error"]
+        r = httpx.post(url + "/api/pull", json={"model": name(registry), "insecure": True, "stream": False})
+        assert r.status_code == 200 and r.json() == {"status": "success"}
+
+
+# -- `ossy pull` -----------------------------------------------------------------------------------
+def test_ossy_pull_command(registry, tmp_path):
+    from store_util import env_for, free_port, run_ossy
+
+    weights = publish(registry)
+    env = env_for(tmp_path / "home", tmp_path / "ollama")
+    env["OSSY_HOST"] = f"127.0.0.1:{free_port()}"  # no server there: the command runs one in-process
+    result = run_ossy(env, "pull", "--insecure", name(registry))
+    assert result.returncode == 0, result.stderr
+    short = digest_of(weights)[7:19]
+    lines = result.stderr.splitlines()
+    assert lines[0] == "pulling manifest" and lines[-1] == "success"
+    assert any(line.startswith(f"pulling {short}: 100% ▕█████████████████████████▏  300 KB") for line in lines)
+    assert lines[-4:-1] == ["verifying sha256 digest", "writing manifest", "removing any unused layers"]
+    listed = run_ossy(env, "list")
+    assert f"{registry.host}/library/tiny:latest" in listed.stdout
+    refused = run_ossy(env, "pull", name(registry))
+    assert refused.returncode == 1 and refused.stderr.strip().endswith(
+        "Error: insecure protocol http: use --insecure (\"insecure\": true) to pull over plain HTTP")
+
+
+def test_progress_on_a_terminal_is_one_line_per_blob_redrawn():
+    import io
+
+    from ossy.cli.pull import PullDisplay
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    display = PullDisplay(out)
+    display.show({"status": "pulling manifest"})
+    for done in (0, 500_000_000, 1_000_000_000):
+        display.show({"status": "pulling abcdef123456", "digest": "sha256:abc", "total": 1_000_000_000,
+                      "completed": done})
+    display.show({"status": "success"})
+    text = out.getvalue()
+    assert text.startswith("pulling manifest\n\rpulling abcdef123456:   0% ▕")
+    assert "\rpulling abcdef123456:  50% ▕████████████             ▏  500 MB/   1 GB" in text
+    assert text.endswith("\rpulling abcdef123456: 100% ▕█████████████████████████▏    1 GB\x1b[K\nsuccess\n")

@@ -16,7 +16,7 @@ from ossy import __version__
 from ossy.errors import USER_ERRORS
 
 # Modules under ossy.cli that register subcommands, in the order `ossy --help` lists them.
-COMMAND_MODULES = ["models", "show", "serve", "run", "ps", "tools", "audit", "index", "train"]
+COMMAND_MODULES = ["models", "show", "serve", "run", "pull", "ps", "tools", "audit", "index", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

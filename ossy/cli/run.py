@@ -4,6 +4,7 @@ Owns: the `run` subcommand's arguments and the choice between one-shot (a PROMPT
 on stdin, which comes first when both are given) and the REPL (`ossy.cli.repl`). Requests go to
 the server at `OSSY_HOST` when one answers; otherwise the server's app runs in this process on a
 free loopback port (`ossy.client.local.connect`), so both paths are the same HTTP code.
+A model the server does not have is pulled first (`ossy.cli.pull`), as `ollama run` does.
 When stdout is not a terminal, a one-shot answer leaves the thinking out unless `--think` is
 given, so `ossy run MODEL "..." > answer.txt` holds just the answer.
 
@@ -106,6 +107,17 @@ def tool_options(args: argparse.Namespace, stdin_is_terminal: bool):
                        ask_in_terminal=stdin_is_terminal)
 
 
+def pull_if_missing(client, model: str) -> None:
+    """As `ollama run` does: a model the server does not have is pulled first, with progress."""
+    from ossy.cli.pull import pull_with_progress
+    from ossy.errors import NotFoundError
+
+    try:
+        client.show(model)
+    except NotFoundError:
+        pull_with_progress(client, model)
+
+
 def model_toolsets(client, model: str) -> tuple[str, ...]:
     """The toolsets the model's Modelfile names (`TOOLS`); none when the server does not say
     (an Ollama server, an unknown model: the chat request reports that)."""
@@ -143,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
 
     session.tool_options = tool_options(args, sys.stdin.isatty())
     with connect() as client:
+        pull_if_missing(client, args.model)
         session.tools = parse_toolsets(args.tools) if args.tools is not None else model_toolsets(client, args.model)
         interpreter = Interpreter(client, session, color=sys.stdout.isatty())
         try:

@@ -167,6 +167,10 @@ class Client:
             fields["from"] = fields.pop("from_")
         return self._call("/api/create", {"model": model, **fields}, stream)
 
+    def pull(self, model: str, *, insecure: bool = False, stream: bool = True) -> Iterator[dict] | dict:
+        """POST /api/pull: progress lines ({status, digest, total, completed}) up to "success"."""
+        return self._call("/api/pull", {"model": model, "insecure": insecure or None}, stream)
+
     def copy(self, source: str, destination: str) -> None:
         self._request("POST", "/api/copy", {"source": source, "destination": destination})
 

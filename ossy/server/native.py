@@ -1,7 +1,7 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
 Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, tags, show, create,
-blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+pull, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
 Differences from Ollama, on purpose:
@@ -20,13 +20,17 @@ Differences from Ollama, on purpose:
   * /api/create reads `from` as a model name (over HTTP a path would let any caller read the
     server's files): a checkpoint arrives as `files` uploaded to /api/blobs, as Ollama's clients
     send it, or from below the directory `OSSY_CREATE_ROOT` names; an error never says whether
-    a path outside exists.
+    a path outside exists;
+  * a client that leaves /api/pull stops the pull (its partial download stays and resumes next
+    time), where Ollama lets it run on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
 from ossy.store import InvalidNameError, Progress, parse_name
 from ossy.store.create import create_from, create_from_blobs
 from ossy.store.manifest import valid_digest
+from ossy.store.registry import pull
 from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, now_rfc3339, parse_body
 from ossy.server.state import State
 
@@ -122,6 +127,11 @@ class NameBody(_Body):
         if not (self.model or self.name):
             raise RequestError("model: field required", param="model")
         return self.model or self.name
+
+
+class PullBody(NameBody):
+    insecure: bool = False
+    stream: bool = True
 
 
 class CopyBody(_Body):
@@ -313,6 +323,15 @@ def register(app: FastAPI, state: State) -> None:
 
         return StreamResponse(lines(), NDJSON)
 
+    @app.post("/api/pull")
+    async def pull_model(request: Request):
+        body = await parse_body(request, PullBody)
+        library, name = _library(state), body.target
+        if not body.stream:
+            await anyio.to_thread.run_sync(lambda: pull(library, name, insecure=body.insecure))
+            return {"status": "success"}
+        return StreamResponse(_pull_lines(library, name, body.insecure), NDJSON)
+
     @app.head("/api/blobs/{digest}")
     async def has_blob(digest: str):
         path = _library(state).store.blob_path(_blob_digest(digest))
@@ -347,6 +366,42 @@ def register(app: FastAPI, state: State) -> None:
                         "expires_at": now_rfc3339(m.expires_at) if m.expires_at else "2318-01-01T00:00:00Z",
                         "size_vram": m.size_vram, "context_length": m.context_length, "backend": m.backend})
         return {"models": out, "engine": state.engine.health()}
+
+
+class _PullCancelled(Exception):
+    """The client went away: the pull stops (its partial download stays, to be resumed)."""
+
+
+async def _pull_lines(library, name: str, insecure: bool):
+    """Ollama's /api/pull lines as the pull (in a thread) reports them; an error is the last line."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+    cancelled = threading.Event()
+
+    def progress(event) -> None:
+        if cancelled.is_set():
+            raise _PullCancelled
+        loop.call_soon_threadsafe(events.put_nowait, event.to_json())
+
+    def run() -> None:
+        try:
+            pull(library, name, insecure=insecure, progress=progress)
+        except _PullCancelled:
+            pass
+        except Exception as e:  # noqa: BLE001 - reported to the client as Ollama does, after the 200
+            log.error("pull of %s failed: %s", name, e, exc_info=not isinstance(e, OssyError))
+            loop.call_soon_threadsafe(events.put_nowait, {"error": str(e) if isinstance(e, OssyError)
+                                                          else "internal server error"})
+        finally:
+            loop.call_soon_threadsafe(events.put_nowait, None)
+
+    worker = threading.Thread(target=run, name=f"pull {name}", daemon=True)
+    worker.start()
+    try:
+        while (line := await events.get()) is not None:
+            yield ndjson(line)
+    finally:
+        cancelled.set()
 
 
 def _library(state: State):

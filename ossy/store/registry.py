@@ -209,9 +209,9 @@ def plan_parts(size: int, min_part: int = MIN_PART, max_part: int = MAX_PART, ma
 
 
 class Download:
-    """One blob into `<store>/partial/<blob>`: parts fetched in parallel with Range requests, each
-    part's progress saved in `<blob>.json` (at most SAVE_EVERY old), so a new Download of the same
-    blob continues where the last one stopped."""
+    """One blob into `<store>/partial/<blob>` (`fetch`, then `verify`): parts fetched in parallel
+    with Range requests, each part's progress saved in `<blob>.json` (at most SAVE_EVERY old), so a
+    new Download of the same blob continues where the last one stopped."""
 
     def __init__(self, registry: Registry, layer: mt.Layer, directory: Path, progress: Progress,
                  min_part: int = MIN_PART, retry_delay: float = 1.0) -> None:
@@ -254,8 +254,8 @@ class Download:
             self.progress(PullEvent(f"pulling {short(self.layer.digest)}", self.layer.digest, self.layer.size,
                                     self.completed))
 
-    def run(self) -> Path:
-        """Fetch what is left, then check the whole file against the digest; the verified file."""
+    def fetch(self) -> None:
+        """Fetch what is left of the blob into the partial file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.is_file() or self.path.stat().st_size != self.layer.size:
             with open(self.path, "wb") as f:
@@ -273,7 +273,9 @@ class Download:
                 with self._lock:
                     self._save(force=True)
         self._report(force=True)
-        self.progress(PullEvent("verifying sha256 digest"))
+
+    def verify(self) -> Path:
+        """The finished file, once its sha256 is the digest; a mismatch deletes the download."""
         digest = _sha256(self.path)
         if digest != self.layer.digest:
             self.discard()
@@ -368,12 +370,16 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
         manifest = mt.Manifest.from_json(data, f"manifest of '{remote.name}' from {remote.name.host}")
         partial = store.root / "partial"
         with store.transaction() as tx:
+            downloads = []
             for layer in (*manifest.layers, manifest.config):
                 if not tx.needs(layer.digest):
                     progress(PullEvent(f"pulling {short(layer.digest)}", layer.digest, layer.size, layer.size))
                     continue
-                path = Download(registry, layer, partial, progress, min_part, retry_delay).run()
-                tx.stage_verified(path, layer.digest)
+                downloads.append(Download(registry, layer, partial, progress, min_part, retry_delay))
+                downloads[-1].fetch()
+            progress(PullEvent("verifying sha256 digest"))
+            for download in downloads:
+                tx.stage_verified(download.verify(), download.layer.digest)
             progress(PullEvent("writing manifest"))
             model = tx.commit(remote.name, data)
         progress(PullEvent("removing any unused layers"))
