@@ -2,7 +2,8 @@
 registry answers (manifests with Ollama's media types, blobs behind a redirect to a "CDN" path
 that serves Range requests), plus the faults a pull must survive: a connection cut partway, a
 blob whose bytes do not match its digest, a manifest answered with an error status, a bearer
-token required. Every request is logged (path and Range) so tests can see what was fetched.
+token required; and the upload endpoints a push uses (HEAD blob, POST an upload, PUT its bytes
+with the digest, PUT a manifest whose blobs it holds). Every request is logged (path and Range) so tests can see what was fetched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Registry:
         self.corrupt: set[str] = set()  # digests served with one byte flipped
         self.manifest_status: int | None = None  # answer manifests with this status instead
         self.token: str | None = None  # when set, requests need "Authorization: Bearer <token>"
+        self.uploads = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -85,6 +87,62 @@ class Registry:
             def _error(self, status: int, code: str, message: str) -> None:
                 body = json.dumps({"errors": [{"code": code, "message": message}]}).encode()
                 self._send(status, body, {"Content-Type": "application/json"})
+
+            def _authorized(self) -> bool:
+                if registry.token and self.headers.get("Authorization") != f"Bearer {registry.token}":
+                    host = registry.host
+                    self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                               {"WWW-Authenticate": f'Bearer realm="http://{host}/token",service="{host}",'
+                                                   f'scope="repository:push"'})
+                    return False
+                return True
+
+            def _body(self) -> bytes:
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def do_HEAD(self) -> None:
+                with registry.lock:
+                    registry.log.append(("HEAD " + self.path, None))
+                m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/(sha256:[0-9a-f]{64})", self.path)
+                status = 200 if m and m[3] in registry.blobs else 404
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                with registry.lock:
+                    registry.log.append(("POST " + self.path, None))
+                self._body()
+                if not self._authorized():
+                    return
+                m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/uploads/", self.path)
+                if not m:
+                    return self._error(404, "NOT_FOUND", "not found")
+                registry.uploads += 1
+                self._send(202, headers={"Location": f"/v2/{m[1]}/{m[2]}/blobs/uploads/{registry.uploads}"})
+
+            def do_PUT(self) -> None:
+                with registry.lock:
+                    registry.log.append(("PUT " + self.path, None))
+                body = self._body()
+                if not self._authorized():
+                    return
+                m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/uploads/\d+\?digest=(sha256(?::|%3A)[0-9a-f]{64})", self.path)
+                if m:
+                    digest = m[3].replace("%3A", ":")
+                    if digest_of(body) != digest:
+                        return self._error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+                    registry.blobs[digest] = body
+                    return self._send(201, headers={"Docker-Content-Digest": digest})
+                m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", self.path)
+                if m:
+                    manifest = json.loads(body)
+                    missing = [x["digest"] for x in (manifest["config"], *manifest["layers"]) if x["digest"] not in registry.blobs]
+                    if missing:
+                        return self._error(400, "BLOB_UNKNOWN", f"blob unknown: {missing[0]}")
+                    registry.manifests[m.groups()] = body
+                    return self._send(201)
+                self._error(404, "NOT_FOUND", "not found")
 
             def do_GET(self) -> None:
                 with registry.lock:

@@ -240,3 +240,49 @@ def test_progress_on_a_terminal_is_one_line_per_blob_redrawn():
     assert text.startswith("pulling manifest\n\rpulling abcdef123456:   0% ▕")
     assert "\rpulling abcdef123456:  50% ▕████████████             ▏  500 MB/   1 GB" in text
     assert text.endswith("\rpulling abcdef123456: 100% ▕█████████████████████████▏    1 GB\x1b[K\nsuccess\n")
+
+
+# -- push ---------------------------------------------------------------------------------------------
+def test_push_round_trips(registry, tmp_path):
+    from ossy.store.registry import push
+
+    weights = publish(registry)
+    here = Library(Store(tmp_path / "here"))
+    model = pull(here, name(registry), insecure=True)
+    target = f"http://{registry.host}/me/copy:v1"
+    here.copy(str(model.name), target.removeprefix("http://"))
+    registry.token = "s3cret"
+    events = []
+    push(here, target, insecure=True, progress=events.append)
+    assert [e.status for e in events][0] == "retrieving manifest" and events[-1].status == "success"
+    assert registry.manifests[("me", "copy", "v1")] == here.get(target.removeprefix("http://")).raw
+    uploads = [p for p, _ in registry.log if p.startswith("PUT /v2/me/copy/blobs/uploads/")]
+    assert uploads == []  # every blob was already there (published under library/tiny): HEAD said so
+    there = Library(Store(tmp_path / "there"))
+    copy = pull(there, target, insecure=True)
+    assert there.store.blob_path(digest_of(weights)).read_bytes() == weights and copy.template == TEMPLATE
+
+    registry.blobs.clear()  # a registry without the blobs: each is uploaded, the digest checked
+    registry.log.clear()
+    push(here, target, insecure=True)
+    uploaded = [p for p, _ in registry.log if p.startswith("PUT /v2/me/copy/blobs/uploads/")]
+    assert len(uploaded) == 4 and registry.blobs[digest_of(weights)] == weights
+    with pytest.raises(InsecureError):
+        push(here, target)
+    with pytest.raises(NotFoundError):
+        push(here, f"http://{registry.host}/me/absent:v1", insecure=True)
+
+
+def test_ossy_push_command(registry, tmp_path):
+    from store_util import env_for, free_port, run_ossy
+
+    publish(registry)
+    env = env_for(tmp_path / "home", tmp_path / "ollama")
+    env["OSSY_HOST"] = f"127.0.0.1:{free_port()}"
+    assert run_ossy(env, "pull", "--insecure", name(registry)).returncode == 0
+    assert run_ossy(env, "cp", f"{registry.host}/library/tiny", f"{registry.host}/me/tiny:v2").returncode == 0
+    result = run_ossy(env, "push", "--insecure", f"http://{registry.host}/me/tiny:v2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "retrieving manifest" and lines[-2:] == ["pushing manifest", "success"]
+    assert ("me", "tiny", "v2") in registry.manifests

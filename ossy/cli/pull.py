@@ -1,7 +1,7 @@
-"""`ossy pull NAME [--insecure]`, and the progress display `ossy run` also uses when it pulls a
+"""`ossy pull NAME [--insecure]` and `ossy push NAME [--insecure]`, and the progress display `ossy run` also uses when it pulls a
 missing model first (ollama-reference §1.1, §4).
 
-Owns: the subcommand and how pull progress is drawn: on a terminal, one line per blob redrawn in
+Owns: the subcommands and how transfer progress is drawn: on a terminal, one line per blob redrawn in
 place as Ollama draws it (`pulling 9ce18ba6a0c4:  45% ▕████      ▏ 5.9 GB/ 13 GB  102 MB/s  1m12s`),
 each other status on a line of its own; elsewhere (a pipe, a log) each status once and each blob
 once, when done. Does not own: pulling (`ossy.store.registry`, through the server's /api/pull).
@@ -22,21 +22,29 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("pull", help="Pull a model from a registry (registry.ollama.ai, hf.co, ...)")
     p.add_argument("model", metavar="NAME", help="e.g. gpt-oss:20b, hf.co/USER/REPO:QUANT")
     p.add_argument("--insecure", action="store_true", help="allow a registry over plain HTTP")
-    p.set_defaults(func=run)
+    p.set_defaults(func=lambda args: _transfer(args, "pull"))
+    p = subparsers.add_parser("push", help="Push a model to the registry its name says")
+    p.add_argument("model", metavar="NAME", help="e.g. registry.example.com/me/my-model:latest")
+    p.add_argument("--insecure", action="store_true", help="allow a registry over plain HTTP")
+    p.set_defaults(func=lambda args: _transfer(args, "push"))
 
 
-def run(args: argparse.Namespace) -> int:
+def _transfer(args: argparse.Namespace, verb: str) -> int:
     from ossy.client.local import connect
 
     with connect() as client:
-        pull_with_progress(client, args.model, insecure=args.insecure)
+        with_progress(getattr(client, verb)(args.model, insecure=args.insecure))
     return 0
 
 
-def pull_with_progress(client, model: str, insecure: bool = False, out=None) -> None:
+def pull_with_progress(client, model: str, insecure: bool = False) -> None:
+    with_progress(client.pull(model, insecure=insecure))
+
+
+def with_progress(events, out=None) -> None:
     display = PullDisplay(out or sys.stderr)
     try:
-        for event in client.pull(model, insecure=insecure):
+        for event in events:
             display.show(event)
     finally:
         display.finish()

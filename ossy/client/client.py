@@ -171,6 +171,10 @@ class Client:
         """POST /api/pull: progress lines ({status, digest, total, completed}) up to "success"."""
         return self._call("/api/pull", {"model": model, "insecure": insecure or None}, stream)
 
+    def push(self, model: str, *, insecure: bool = False, stream: bool = True) -> Iterator[dict] | dict:
+        """POST /api/push: progress lines up to "success"."""
+        return self._call("/api/push", {"model": model, "insecure": insecure or None}, stream)
+
     def copy(self, source: str, destination: str) -> None:
         self._request("POST", "/api/copy", {"source": source, "destination": destination})
 

@@ -1,7 +1,7 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
 Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, tags, show, create,
-pull, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+pull, push, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
 Differences from Ollama, on purpose:
@@ -21,7 +21,7 @@ Differences from Ollama, on purpose:
     server's files): a checkpoint arrives as `files` uploaded to /api/blobs, as Ollama's clients
     send it, or from below the directory `OSSY_CREATE_ROOT` names; an error never says whether
     a path outside exists;
-  * a client that leaves /api/pull stops the pull (its partial download stays and resumes next
+  * a client that leaves /api/pull or /api/push stops it (its partial download stays and resumes next
     time), where Ollama lets it run on.
 """
 
@@ -52,7 +52,7 @@ from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
 from ossy.store import InvalidNameError, Progress, parse_name
 from ossy.store.create import create_from, create_from_blobs
 from ossy.store.manifest import valid_digest
-from ossy.store.registry import pull
+from ossy.store.registry import pull, push
 from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, now_rfc3339, parse_body
 from ossy.server.state import State
 
@@ -325,12 +325,11 @@ def register(app: FastAPI, state: State) -> None:
 
     @app.post("/api/pull")
     async def pull_model(request: Request):
-        body = await parse_body(request, PullBody)
-        library, name = _library(state), body.target
-        if not body.stream:
-            await anyio.to_thread.run_sync(lambda: pull(library, name, insecure=body.insecure))
-            return {"status": "success"}
-        return StreamResponse(_pull_lines(library, name, body.insecure), NDJSON)
+        return await _transfer(pull, _library(state), await parse_body(request, PullBody))
+
+    @app.post("/api/push")
+    async def push_model(request: Request):
+        return await _transfer(push, _library(state), await parse_body(request, PullBody))
 
     @app.head("/api/blobs/{digest}")
     async def has_blob(digest: str):
@@ -368,34 +367,42 @@ def register(app: FastAPI, state: State) -> None:
         return {"models": out, "engine": state.engine.health()}
 
 
-class _PullCancelled(Exception):
-    """The client went away: the pull stops (its partial download stays, to be resumed)."""
+class _Cancelled(Exception):
+    """The client went away: the pull or push stops (a partial download stays, to be resumed)."""
 
 
-async def _pull_lines(library, name: str, insecure: bool):
-    """Ollama's /api/pull lines as the pull (in a thread) reports them; an error is the last line."""
+async def _transfer(transfer, library, body: "PullBody"):
+    """/api/pull or /api/push: `transfer` (registry.pull or push) streamed, or its end only."""
+    if not body.stream:
+        await anyio.to_thread.run_sync(lambda: transfer(library, body.target, insecure=body.insecure))
+        return {"status": "success"}
+    return StreamResponse(_transfer_lines(transfer, library, body.target, body.insecure), NDJSON)
+
+
+async def _transfer_lines(transfer, library, name: str, insecure: bool):
+    """Ollama's progress lines as the transfer (in a thread) reports them; an error is the last line."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
     cancelled = threading.Event()
 
     def progress(event) -> None:
         if cancelled.is_set():
-            raise _PullCancelled
+            raise _Cancelled
         loop.call_soon_threadsafe(events.put_nowait, event.to_json())
 
     def run() -> None:
         try:
-            pull(library, name, insecure=insecure, progress=progress)
-        except _PullCancelled:
+            transfer(library, name, insecure=insecure, progress=progress)
+        except _Cancelled:
             pass
         except Exception as e:  # noqa: BLE001 - reported to the client as Ollama does, after the 200
-            log.error("pull of %s failed: %s", name, e, exc_info=not isinstance(e, OssyError))
+            log.error("%s of %s failed: %s", transfer.__name__, name, e, exc_info=not isinstance(e, OssyError))
             loop.call_soon_threadsafe(events.put_nowait, {"error": str(e) if isinstance(e, OssyError)
                                                           else "internal server error"})
         finally:
             loop.call_soon_threadsafe(events.put_nowait, None)
 
-    worker = threading.Thread(target=run, name=f"pull {name}", daemon=True)
+    worker = threading.Thread(target=run, name=f"{transfer.__name__} {name}", daemon=True)
     worker.start()
     try:
         while (line := await events.get()) is not None:

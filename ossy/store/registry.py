@@ -1,4 +1,4 @@
-"""Pulling models from registries that speak the Docker registry v2 protocol as Ollama does:
+"""Pulling models from (and pushing them to) registries that speak the Docker registry v2 protocol as Ollama does:
 registry.ollama.ai (`gpt-oss:20b`), Hugging Face (`hf.co/USER/REPO[:QUANT]`), a private one.
 
 Owns: a name -> its URLs (https; plain http only with `insecure`, as `ollama pull --insecure`),
@@ -7,8 +7,10 @@ for one), blob downloads (the first redirect resolved once, up to MAX_PARTS rang
 parallel into one partial file under `<store>/partial/`, each part's progress saved beside it so
 an interrupted pull resumes where it stopped, a stalled part retried), the sha256 check before a
 blob enters the store (a mismatch deletes the download and stores nothing), writing the manifest,
-pruning blobs no manifest uses, and the progress events of `/api/pull` (Ollama's: status,
-digest, total, completed).
+pruning blobs no manifest uses, pushing (each blob the registry lacks as one upload, then the
+manifest), and the progress events of `/api/pull` and `/api/push` (Ollama's: status, digest,
+total, completed). Pushing to registry.ollama.ai needs Ollama's signed key auth, which ossy does
+not do; registries that take anonymous or bearer-token pushes work.
 Does not own: the store layout and its transactions (`ossy.store.store`), names
 (`ossy.store.names`), how progress is drawn (`ossy.cli`), HTTP routes (`ossy.server`).
 
@@ -123,10 +125,15 @@ class Registry:
         return headers
 
     def get(self, url: str, headers: dict | None = None, follow: bool = True, stream: bool = False) -> httpx.Response:
-        """GET with the session's token; a 401 with a Bearer challenge fetches an anonymous token
-        once and retries."""
+        return self.request("GET", url, headers, follow=follow, stream=stream)
+
+    def request(self, method: str, url: str, headers: dict | None = None, content=None, follow: bool = True,
+                stream: bool = False) -> httpx.Response:
+        """A request with the session's token; a 401 with a Bearer challenge fetches an anonymous
+        token once and retries (`content` must then be bytes or a callable making it again)."""
         for attempt in range(2):
-            request = self.client.build_request("GET", url, headers=self._headers(headers))
+            body = content() if callable(content) else content
+            request = self.client.build_request(method, url, headers=self._headers(headers), content=body)
             try:
                 response = self.client.send(request, follow_redirects=follow, stream=stream)
             except httpx.HTTPError as e:
@@ -159,6 +166,38 @@ class Registry:
             raise NotFoundError(f"pull model manifest: model '{n}' not found on {n.host}")
         _raise_for(r, f"pull model manifest of '{n}'")
         return r.content
+
+    def upload(self, layer: mt.Layer, path: Path, progress: Progress) -> None:
+        """Push one blob unless the registry has it: POST an upload, PUT the bytes to its Location."""
+        status = f"pushing {short(layer.digest)}"
+        head = self.request("HEAD", f"{self.remote.base}/blobs/{layer.digest}")
+        if head.status_code == 200:
+            progress(PullEvent(status, layer.digest, layer.size, layer.size))
+            return
+        started = self.request("POST", f"{self.remote.base}/blobs/uploads/")
+        _raise_for(started, f"push blob {short(layer.digest)}")
+        if "location" not in started.headers:
+            raise RegistryError(f"push blob {short(layer.digest)}: the registry gave no upload location")
+        location = httpx.URL(str(started.url.join(started.headers["location"])))
+        target = location.copy_merge_params({"digest": layer.digest})
+
+        def chunks():
+            sent = 0
+            progress(PullEvent(status, layer.digest, layer.size, 0))
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    sent += len(chunk)
+                    yield chunk
+                    progress(PullEvent(status, layer.digest, layer.size, sent))
+
+        done = self.request("PUT", str(target), {"Content-Type": "application/octet-stream",
+                                                 "Content-Length": str(layer.size)}, content=chunks)
+        _raise_for(done, f"push blob {short(layer.digest)}")
+
+    def put_manifest(self, data: bytes) -> None:
+        n = self.remote.name
+        r = self.request("PUT", f"{self.remote.base}/manifests/{n.tag}", {"Content-Type": MANIFEST_ACCEPT}, data)
+        _raise_for(r, f"push manifest of '{n}'")
 
 
 def _split_challenge(text: str) -> list[str]:
@@ -355,7 +394,7 @@ def _sha256(path: Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
-# -- pull ----------------------------------------------------------------------------------------
+# -- pull and push -------------------------------------------------------------------------------
 def pull(library, name: str, *, insecure: bool = False, progress: Progress = lambda event: None,
          min_part: int = MIN_PART, retry_delay: float = 1.0, client: httpx.Client | None = None):
     """Pull `name` into `library`'s store and return the stored `Model`. Blobs the store already
@@ -386,6 +425,24 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
         store.gc()
         progress(PullEvent("success"))
         return model
+    finally:
+        if client is None:
+            registry.close()
+
+
+def push(library, name: str, *, insecure: bool = False, progress: Progress = lambda event: None,
+         client: httpx.Client | None = None) -> None:
+    """Push the stored model `name` to the registry its name says (Ollama's statuses)."""
+    remote = Remote.of(name, insecure)
+    model = library.get(str(remote.name))  # NotFoundError
+    registry = Registry(remote, client)
+    try:
+        progress(PullEvent("retrieving manifest"))
+        for layer in (*model.manifest.layers, model.manifest.config):
+            registry.upload(layer, model.store.blob_path(layer.digest), progress)
+        progress(PullEvent("pushing manifest"))
+        registry.put_manifest(model.raw)
+        progress(PullEvent("success"))
     finally:
         if client is None:
             registry.close()
