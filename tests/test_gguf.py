@@ -184,3 +184,36 @@ def test_gguf_vocabulary_of_another_pre_tokenizer_is_refused(shared_dir, tmp_pat
     gguf_files.write_vocabulary_only(path, llama3)
     with pytest.raises(TokenizerError, match=r"vocab\.gguf: GGUF pre-tokenizer 'llama-bpe' is not supported"):
         ossy.tokenizer.load(path)
+
+
+# -- creating a model from a GGUF (FROM ./model.gguf, or an uploaded blob) -----------------------
+def test_create_from_a_gguf_file_and_from_an_uploaded_gguf(hf, tmp_path):
+    import hashlib
+
+    from ossy.modelfile import Modelfile, parse
+    from ossy.store import Library, Store, create
+    from ossy.store import manifest as mt
+    from ossy.store.create import create_from_blobs
+    from ossy.store.names import parse_name
+
+    path = write_gguf(hf, tmp_path / "model.gguf", "ollama")
+    library = Library(Store(tmp_path / "models"))
+    model = create(library, "from-gguf", parse("FROM ./model.gguf\nPARAMETER temperature 0\n"), base_dir=tmp_path)
+    (layer,) = model.manifest.of_type(mt.GGUF)
+    assert library.store.blob_path(layer.digest).read_bytes() == path.read_bytes()
+    assert model.config["model_format"] == "gguf" and model.config["file_type"] == "MXFP4"
+    assert model.parameters == {"temperature": 0} and model.template  # the gpt-oss defaults, as for a checkpoint
+    loaded = Checkpoint.open(library.store.gguf_file(model)).load(torch.bfloat16)
+    assert torch.equal(loaded["lm_head.weight"], hf.load(torch.bfloat16)["lm_head.weight"])
+
+    digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    with library.store.upload(digest) as upload:
+        upload.write(path.read_bytes())
+        upload.finish()
+    uploaded = create_from_blobs(library, parse_name("uploaded"), Modelfile(from_=""), {"model.gguf": digest})
+    assert uploaded.manifest.of_type(mt.GGUF)[0].digest == digest
+    with pytest.raises(Exception, match="send it alone"):
+        create_from_blobs(library, parse_name("two"), Modelfile(from_=""), {"model.gguf": digest, "config.json": digest})
+    (tmp_path / "fake.gguf").write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(CheckpointError, match=r"fake\.gguf: GGUF version 0 is not supported"):
+        create(library, "bad", parse("FROM ./fake.gguf\n"), base_dir=tmp_path)

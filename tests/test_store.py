@@ -123,8 +123,9 @@ def test_create_from_a_stored_model_reuses_its_weights_and_combines_layers(libra
 def test_from_errors_name_what_is_wrong(library, tmp_path, checkpoint):
     (tmp_path / "model.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
     (tmp_path / "notes.txt").write_text("hi")
-    cases = [("model.gguf", "GGUF files are not supported yet"),
-             ("notes.txt", "not a checkpoint directory or GGUF file"),
+    with pytest.raises(Exception, match=r"model\.gguf: truncated GGUF header"):
+        create(library, "x", Modelfile(from_="model.gguf"), base_dir=tmp_path)
+    cases = [("notes.txt", "not a checkpoint directory or GGUF file"),
              ("./missing", "no such checkpoint directory"),
              ("nobody:latest", "no such checkpoint directory")]
     for value, words in cases:

@@ -1,9 +1,9 @@
 """Building a stored model from a Modelfile (`ollama create`), and the Modelfile of a stored model.
 
-Owns: resolving FROM (a checkpoint directory, relative to the Modelfile's directory; a model
-name in either store; a GGUF file, refused for now), a checkpoint given as uploaded blobs
+Owns: resolving FROM (a checkpoint directory or a GGUF file, relative to the Modelfile's
+directory; a model name in either store), a checkpoint or GGUF given as uploaded blobs
 (`create_from_blobs`: /api/create's `files`), refusing a TEMPLATE that does not parse, copying
-checkpoint files into blobs, the
+checkpoint files into blobs (a GGUF into one model layer, as Ollama stores it), the
 gpt-oss defaults a bare checkpoint gets (`ossy.modelfile.gptoss_defaults`: the library
 TEMPLATE, `temperature 1`, the Apache-2.0 LICENSE), the layers each instruction makes and how
 they combine with a base model's (Ollama's rules: TEMPLATE, SYSTEM, MESSAGE and TOOLS replace,
@@ -53,7 +53,8 @@ def create(library: Library, name: str, modelfile: Modelfile, *, base_dir: Path,
 
 def create_from_blobs(library: Library, target: ModelName, modelfile: Modelfile, files: dict,
                       progress: Progress | None = None) -> Model:
-    """Store `target` from checkpoint files already uploaded as blobs: {file name: digest}."""
+    """Store `target` from checkpoint files already uploaded as blobs: {file name: digest}; or
+    from one uploaded GGUF file."""
     store = library.store
     # the store lock, shared, from the check of each blob to the commit: gc cannot take them away
     with StoreLock(store.root).shared(), tempfile.TemporaryDirectory(prefix="ossy-create-") as tmp:
@@ -61,10 +62,9 @@ def create_from_blobs(library: Library, target: ModelName, modelfile: Modelfile,
             rel = safe_relative(name) if isinstance(name, str) else None
             if rel is None or len(rel.parts) != 1 or "\0" in name or len(name.encode()) > NAME_MAX:
                 raise OssyError(f"files: {name!r} is not a plain file name")
-            if rel.suffix == ".gguf":
-                raise OssyError(f"files: {name} is GGUF, which ossy cannot load yet; send a gpt-oss safetensors "
-                                f"checkpoint (config.json, *.safetensors, tokenizer.json)")
-            if rel.suffix not in CHECKPOINT_SUFFIXES:
+            if rel.suffix == ".gguf" and len(files) > 1:
+                raise OssyError(f"files: {name} is GGUF: send it alone (a GGUF is the whole model)")
+            if rel.suffix not in (*CHECKPOINT_SUFFIXES, ".gguf"):
                 raise OssyError(f"files: {name} is not part of a checkpoint (expected "
                                 f"{', '.join(CHECKPOINT_SUFFIXES)} files)")
             if not (isinstance(digest, str) and mt.valid_digest(digest)) or not store.blob_path(digest).is_file():
@@ -73,12 +73,14 @@ def create_from_blobs(library: Library, target: ModelName, modelfile: Modelfile,
             link = Path(tmp) / rel
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(store.blob_path(digest).resolve())
+            if rel.suffix == ".gguf":
+                return create_from(library, target, modelfile, link, progress)
         return create_from(library, target, modelfile, Path(tmp), progress)
 
 
 def create_from(library: Library, target: ModelName, modelfile: Modelfile, source: Path | Model,
                 progress: Progress | None = None) -> Model:
-    """Store `target` from a resolved FROM: a checkpoint directory or a stored model."""
+    """Store `target` from a resolved FROM: a checkpoint directory, a GGUF file or a stored model."""
     progress = progress or Progress()
     check_template(modelfile.template)
     progress.status("gathering model components")
@@ -110,11 +112,9 @@ def _resolve_from(library: Library, value: str, base_dir: Path) -> Path | Model:
     if path.is_dir():
         return path
     if path.is_file():
-        with open(path, "rb") as f:
-            if f.read(4) == GGUF_MAGIC:
-                raise OssyError(f"FROM {value}: GGUF files are not supported yet; "
-                                f"use a gpt-oss safetensors checkpoint directory")
-        raise OssyError(f"FROM {value}: not a checkpoint directory or GGUF file")
+        if not _is_gguf(path):
+            raise OssyError(f"FROM {value}: not a checkpoint directory or GGUF file")
+        return path
     try:
         model = library.find(value)
     except InvalidNameError:
@@ -124,13 +124,18 @@ def _resolve_from(library: Library, value: str, base_dir: Path) -> Path | Model:
     return model
 
 
+def _is_gguf(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == GGUF_MAGIC
+
+
 def _checkpoint_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir()
                   if p.suffix in CHECKPOINT_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
-def _checkpoint_bytes(directory: Path) -> int:
-    return sum(p.stat().st_size for p in _checkpoint_files(directory))
+def _checkpoint_bytes(source: Path) -> int:
+    return source.stat().st_size if source.is_file() else sum(p.stat().st_size for p in _checkpoint_files(source))
 
 
 def check_template(template: str | None) -> None:
@@ -147,7 +152,10 @@ def _checkpoint_layers(tx: Transaction, directory: Path, progress: Progress) -> 
     """Copy a checkpoint's files into blobs (one layer each) and describe it in a config."""
     from ossy.model.weights import Checkpoint
 
-    checkpoint = Checkpoint.open(directory)  # refuses what is not a valid gpt-oss checkpoint
+    checkpoint = Checkpoint.open(directory)  # refuses what is not a valid gpt-oss checkpoint (or GGUF)
+    if directory.is_file():  # a GGUF: one model layer, as Ollama stores it
+        counter = Counter(progress, "copying model file", directory.stat().st_size)
+        return [Layer(mt.GGUF, *_copy_file(tx, directory, counter))], _checkpoint_config(checkpoint, "gguf")
     files = _checkpoint_files(checkpoint.path)
     counter = Counter(progress, "copying model files", sum(p.stat().st_size for p in files))
     layers = [Layer(mt.CHECKPOINT_FILE, *_copy_file(tx, p, counter), name=p.name) for p in files]
@@ -166,15 +174,15 @@ def _copy_file(tx: Transaction, file: Path, counter: Counter) -> tuple[str, int]
         return tx.put_stream(f, counter)
 
 
-def _checkpoint_config(checkpoint) -> dict:
-    from ossy.model.inspect import count_parameters, precision_counts
+def _checkpoint_config(checkpoint, model_format: str = "safetensors") -> dict:
+    from ossy.model.inspect import count_parameters
 
     return {
-        "model_format": "safetensors",
+        "model_format": model_format,
         "model_family": "gptoss",
         "model_families": ["gptoss"],
         "model_type": human_number(count_parameters(checkpoint.config).total),
-        "file_type": "MXFP4" if checkpoint.mxfp4 else next(iter(precision_counts(checkpoint.tensor_infos()))),
+        "file_type": "MXFP4" if checkpoint.mxfp4 else checkpoint.expert_precision,
         "context_length": checkpoint.config.context_length,
         "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
         "os": sys.platform,
