@@ -3,7 +3,9 @@ registry answers (manifests with Ollama's media types, blobs behind a redirect t
 that serves Range requests), plus the faults a pull must survive: a connection cut partway, a
 blob whose bytes do not match its digest, a manifest answered with an error status, a bearer
 token required; and the upload endpoints a push uses (HEAD blob, POST an upload, PUT its bytes
-with the digest, PUT a manifest whose blobs it holds). Every request is logged (path and Range) so tests can see what was fetched.
+with the digest, PUT a manifest whose blobs it holds); and, for `hf_repos`, the Hugging Face Hub
+endpoints huggingface_hub downloads a repo through (model info with its files, HEAD and ranged
+GET of /{repo}/resolve/{revision}/{file}). Every request is logged (path and Range) so tests can see what was fetched.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+HF_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 
 
@@ -32,6 +35,7 @@ class Registry:
         self.manifest_status: int | None = None  # answer manifests with this status instead
         self.token: str | None = None  # when set, requests need "Authorization: Bearer <token>"
         self.uploads = 0
+        self.hf_repos: dict[tuple[str, str], dict[str, bytes]] = {}  # Hugging Face repos: (user, repo) -> files
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -100,9 +104,28 @@ class Registry:
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+            def _hf_file(self) -> tuple[bytes, str] | None:
+                m = re.fullmatch(r"/([^/]+)/([^/]+)/resolve/([^/]+)/(.+)", self.path.split("?")[0])
+                files = registry.hf_repos.get((m[1], m[2])) if m else None
+                if files is None or m[4] not in files:
+                    return None
+                return files[m[4]], m[4]
+
+            def _hf_headers(self, data: bytes) -> dict:
+                return {"X-Repo-Commit": HF_COMMIT, "ETag": f'"{hashlib.sha256(data).hexdigest()}"',
+                        "Accept-Ranges": "bytes"}
+
             def do_HEAD(self) -> None:
                 with registry.lock:
                     registry.log.append(("HEAD " + self.path, None))
+                found = self._hf_file()
+                if found is not None:
+                    self.send_response(200)
+                    for k, v in self._hf_headers(found[0]).items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(found[0])))
+                    self.end_headers()
+                    return
                 m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/(sha256:[0-9a-f]{64})", self.path)
                 status = 200 if m and m[3] in registry.blobs else 404
                 self.send_response(status)
@@ -149,6 +172,18 @@ class Registry:
                     registry.log.append((self.path, self.headers.get("Range")))
                 if self.path.startswith("/token"):
                     return self._send(200, json.dumps({"token": registry.token}).encode())
+                m = re.fullmatch(r"/api/models/([^/]+)/([^/?]+)(?:/revision/[^/?]+)?(?:\?.*)?", self.path)
+                if m:
+                    files = registry.hf_repos.get((m[1], m[2]))
+                    if files is None:
+                        return self._send(404, b'{"error":"Repository not found"}', {"Content-Type": "application/json",
+                                                                                     "X-Error-Code": "RepoNotFound"})
+                    info = {"id": f"{m[1]}/{m[2]}", "modelId": f"{m[1]}/{m[2]}", "sha": HF_COMMIT,
+                            "siblings": [{"rfilename": name, "size": len(data)} for name, data in files.items()]}
+                    return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+                found = self._hf_file()
+                if found is not None:
+                    return self._blob_bytes(found[0], self._hf_headers(found[0]))
                 if registry.token and self.headers.get("Authorization") != f"Bearer {registry.token}" \
                         and not self.path.startswith("/cdn/"):
                     host = registry.host
@@ -177,12 +212,17 @@ class Registry:
                 data = registry.blobs[digest]
                 if digest in registry.corrupt:
                     data = bytes([data[0] ^ 0xFF]) + data[1:]
+                self._blob_bytes(data, {}, digest)
+
+            def _blob_bytes(self, data: bytes, headers: dict, digest: str | None = None) -> None:
                 start, end = 0, len(data) - 1
                 rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
                 if rng:
                     start, end = int(rng[1]), min(int(rng[2]) if rng[2] else len(data) - 1, len(data) - 1)
                 body = data[start:end + 1]
                 self.send_response(206 if rng else 200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", str(len(body)))
                 if rng:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")

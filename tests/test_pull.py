@@ -286,3 +286,30 @@ def test_ossy_push_command(registry, tmp_path):
     lines = result.stderr.splitlines()
     assert lines[0] == "retrieving manifest" and lines[-2:] == ["pushing manifest", "success"]
     assert ("me", "tiny", "v2") in registry.manifests
+
+
+# -- Hugging Face safetensors repos -----------------------------------------------------------------
+def test_pull_a_hugging_face_safetensors_repo(registry, library, tmp_path, monkeypatch):
+    from ossy.store import huggingface
+    from store_util import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "ckpt")
+    files = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
+    registry.hf_repos[("openai", "gpt-oss-tiny")] = {**files, "README.md": b"# tiny",
+                                                      "original/model.safetensors": b"not fetched"}
+    monkeypatch.setitem(huggingface.HUB_ENDPOINTS, registry.host, f"http://{registry.host}")
+    events = []
+    model = pull(library, f"{registry.host}/openai/gpt-oss-tiny", progress=events.append)
+    assert model.is_checkpoint and str(model.name) == f"{registry.host}/openai/gpt-oss-tiny:latest"
+    stored = {layer.name: library.store.blob_path(layer.digest).read_bytes()
+              for layer in model.manifest.of_type(mt.CHECKPOINT_FILE)}
+    assert stored == files
+    fetched = {path.split("/resolve/")[1].split("/", 1)[1] for path, _ in registry.log if "/resolve/" in path}
+    assert fetched == set(files)  # not README.md, not original/
+    statuses = [e.status for e in events]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    done = [e for e in events if e.status == "pulling model.safetensors"]
+    assert done[-1].completed == done[-1].total == len(files["model.safetensors"])
+    assert not (library.store.root / "partial" / "hf" / "openai--gpt-oss-tiny").exists()
+    with pytest.raises(NotFoundError, match="not found on"):
+        pull(library, f"{registry.host}/openai/absent")

@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 
 from ossy.errors import NotFoundError, OssyError
+from ossy.store import huggingface
 from ossy.store import manifest as mt
 from ossy.store.files import atomic_write
 from ossy.store.names import ModelName, parse_name
@@ -399,12 +400,16 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
          min_part: int = MIN_PART, retry_delay: float = 1.0, client: httpx.Client | None = None):
     """Pull `name` into `library`'s store and return the stored `Model`. Blobs the store already
     holds (sound) are not fetched again; nothing is named in the store until every blob has been
-    checked against its digest."""
+    checked against its digest. A Hugging Face safetensors repo is downloaded and stored as a
+    checkpoint (`ossy.store.huggingface`)."""
     remote = Remote.of(name, insecure)
+    progress(PullEvent("pulling manifest"))
+    files = huggingface.checkpoint_files(remote)
+    if files is not None:
+        return _pull_checkpoint(library, remote, files, progress)
     registry = Registry(remote, client)
     store = library.store
     try:
-        progress(PullEvent("pulling manifest"))
         data = registry.manifest()
         manifest = mt.Manifest.from_json(data, f"manifest of '{remote.name}' from {remote.name.host}")
         partial = store.root / "partial"
@@ -428,6 +433,25 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
     finally:
         if client is None:
             registry.close()
+
+
+def _pull_checkpoint(library, remote: Remote, files: list[tuple[str, int]], progress: Progress):
+    """A Hub safetensors repo: its checkpoint files downloaded, then stored as `ossy create` would."""
+    from ossy.modelfile import Modelfile
+    from ossy.store.create import create_from
+    from ossy.store.store import Progress as CreateProgress
+
+    class Statuses(CreateProgress):
+        def status(self, text: str) -> None:
+            progress(PullEvent(text))
+
+    n = remote.name
+    directory = library.store.root / "partial" / "hf" / f"{n.namespace}--{n.model}"
+    huggingface.download(remote, files, directory, progress)
+    model = create_from(library, n, Modelfile(from_=str(directory)), directory, Statuses())
+    huggingface.remove(directory)
+    progress(PullEvent("success"))
+    return model
 
 
 def push(library, name: str, *, insecure: bool = False, progress: Progress = lambda event: None,
