@@ -91,7 +91,7 @@ def test_create_list_show_and_rebuild_from_the_printed_modelfile(env, checkpoint
 
     assert ok(run_ossy(env, "cp", "mine", "me/copy:v1")).stdout == "copied 'mine' to 'me/copy:v1'\n"
     assert ok(run_ossy(env, "rm", "mine", "rebuilt")).stdout == "deleted 'mine'\ndeleted 'rebuilt'\n"
-    assert [str(m.name) for m in library(env).store.models()] == ["nano:latest", "me/copy:v1"]  # nano: bundled
+    assert [str(m.name) for m in library(env).store.models()] == ["me/copy:v1"]
 
 
 def test_an_ollama_store_shows_but_is_never_written(env, tmp_path):

@@ -1,4 +1,5 @@
-"""The bundled nano model: `nano` resolves with no pull (library lookup, `ossy list`, `ossy show`),
+"""The bundled nano model: stored by the server's first start or `ossy pull nano` with no network
+(then `ossy list`, `ossy show`),
 and, greedy through the real chat path (prompt, engine, harmony parser), on fixed prompts it
 answers in well-formed harmony, works sums in its analysis channel, calls the right tool with
 valid arguments, and ends with a final answer after the tool's result, through the OpenAI SDK, the
@@ -14,7 +15,7 @@ import jsonschema
 import pytest
 
 from ossy.agent import EngineModel
-from ossy.bundled import bundled
+from ossy.bundled import bundled, install_missing
 from ossy.chat.models import StoreResolver
 from ossy.engine import LocalEngine
 from ossy.store import Library, Store, parse_name
@@ -26,7 +27,9 @@ NANO = parse_name("nano")
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Library:
-    return Library(Store(tmp_path_factory.mktemp("home") / "models"), bundled=bundled())
+    library = Library(Store(tmp_path_factory.mktemp("home") / "models"))
+    assert install_missing(library) == []
+    return library
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +44,10 @@ def test_nano_is_bundled_and_small():
     assert sum(p.stat().st_size for p in directory.iterdir()) <= 25_000_000
 
 
-def test_nano_resolves_without_a_pull_once(library):
-    assert library.store.get(NANO) is None
+def test_nano_is_stored_once_by_the_servers_first_start(library):
     model = library.get("nano")
-    assert model.is_checkpoint and library.get("nano:latest").digest == model.digest  # created once
+    assert model.is_checkpoint and library.get("nano:latest").digest == model.digest
+    assert install_missing(library) == [] and library.get("nano").digest == model.digest  # once
     assert [str(m.name) for m in library.models()] == ["nano:latest"]
     resolved = StoreResolver(library).resolve("nano")
     assert resolved.harmony and resolved.parameters["temperature"] == 0 and resolved.parameters["num_predict"] > 0
@@ -52,8 +55,12 @@ def test_nano_resolves_without_a_pull_once(library):
     assert resolved.tokenizer.token_id("<|call|>") < resolved.tokenizer.vocab_size <= 4096
 
 
-def test_list_and_show_name_nano_on_a_fresh_home(tmp_path):
+def test_pull_list_and_show_nano_on_a_fresh_home(tmp_path):
     env = env_for(tmp_path / "home", tmp_path / "no-ollama")
+    listed = run_ossy(env, "list")
+    assert listed.returncode == 0 and listed.stdout.splitlines()[1:] == [] and not (tmp_path / "home").exists()
+    pulled = run_ossy(env, "pull", "nano")  # from the ossy package: no network
+    assert pulled.returncode == 0 and pulled.stderr.splitlines()[-1] == "success", pulled.stderr
     listed = run_ossy(env, "list")
     assert listed.returncode == 0 and listed.stdout.splitlines()[1].startswith("nano:latest"), listed.stderr
     shown = run_ossy(env, "show", "nano")

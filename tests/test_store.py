@@ -241,17 +241,25 @@ def test_recreating_a_name_drops_the_blobs_only_the_old_model_used(library, chec
     assert {p.name for p in library.store.blobs.iterdir()} == used
 
 
-def test_a_bundled_model_needs_no_pull_and_stays_removed_until_named(tmp_path, checkpoint):
-    bundled = tmp_path / "bundled-demo"
-    shutil.copytree(checkpoint, bundled)
-    (bundled / "Modelfile").write_text("FROM .\nSYSTEM shipped with ossy\n")
-    library = Library(Store(tmp_path / "models"), bundled={parse_name("demo"): bundled})
-    assert [str(m.name) for m in library.models()] == ["demo:latest"]  # a fresh store lists it
+def test_bundled_models_are_stored_by_an_explicit_step_and_reads_never_write(tmp_path, checkpoint, monkeypatch):
+    import ossy.bundled
+    from ossy.store.registry import pull
+
+    shipped = tmp_path / "bundled-demo"
+    shutil.copytree(checkpoint, shipped)
+    (shipped / "Modelfile").write_text("FROM .\nSYSTEM shipped with ossy\n")
+    monkeypatch.setattr(ossy.bundled, "bundled", lambda: {parse_name("demo"): shipped})
+    library = Library(Store(tmp_path / "models"))
+    assert library.find("demo") is None and library.models() == []
+    assert not (tmp_path / "models").exists()  # looking up and listing wrote nothing
+    assert ossy.bundled.install_missing(library) == []  # what `ossy serve` does when it starts
+    assert [str(m.name) for m in library.models()] == ["demo:latest"]
     assert library.get("demo").system == "shipped with ossy" and library.get("demo").is_checkpoint
     library.remove("demo")
-    assert library.models() == [] and library.store.get(parse_name("demo")) is None  # rm is kept
-    assert library.get("demo:latest").system == "shipped with ossy"  # naming it brings it back
-    assert [str(m.name) for m in library.models()] == ["demo:latest"]
+    assert ossy.bundled.install_missing(library) == [] and library.models() == []  # rm is kept
+    events = []
+    assert pull(library, "demo", progress=events.append).system == "shipped with ossy"  # no network
+    assert [e.status for e in events] == ["installing demo:latest from the ossy package", "success"]
 
 
 # -- the Ollama store --------------------------------------------------------------------------

@@ -76,9 +76,9 @@ def test_a_corrupt_manifest_is_skipped_and_removable(env, checkpoint, tmp_path):
         tags = httpx.get(url + "/api/tags", timeout=30)
         models = httpx.get(url + "/v1/models", timeout=30)
         assert tags.status_code == models.status_code == 200
-        assert sorted(m["name"] for m in tags.json()["models"]) == ["good:latest", "nano:latest"]  # nano: bundled
+        assert sorted(m["name"] for m in tags.json()["models"]) == ["good:latest"]
         assert "corrupt manifest" in tags.json()["warnings"][0]
-        assert sorted(m["id"] for m in models.json()["data"]) == ["good:latest", "nano:latest"]
+        assert sorted(m["id"] for m in models.json()["data"]) == ["good:latest"]
         assert models.json()["warnings"] == tags.json()["warnings"]
         shown = httpx.post(url + "/api/show", json={"model": "broken"}, timeout=30)
         assert shown.status_code == 400 and "corrupt manifest" in shown.json()["error"]
@@ -113,7 +113,7 @@ def test_ossy_verify_rehashes_every_blob(env, checkpoint, tmp_path):
     create(library, "a", parse(f"FROM {checkpoint}\n"), base_dir=tmp_path)
     create(library, "b", parse(f"FROM {checkpoint}\nSYSTEM Hi.\n"), base_dir=tmp_path)
     good = run_ossy(env, "verify")
-    assert good.returncode == 0 and good.stdout.splitlines() == [  # nano: bundled, created by the first listing
+    assert good.returncode == 0 and good.stdout.splitlines() == [
         f"{m.name}: ok ({1 + len(m.manifest.layers)} blobs, {format_size(m.size)})"
         for m in sorted(library.models(), key=lambda m: str(m.name))]
     blob = weights_blob(library.get("a"))
@@ -228,7 +228,7 @@ def test_kill_9_of_create_and_of_the_server_then_restart(env, tmp_path):
     library = store_of(env)
     big = make_checkpoint(tmp_path / "big", vocab_size=150_000, seed=2)  # ~70 MB to copy
     (tmp_path / "Modelfile").write_text(f"FROM {big}\n")
-    assert run_ossy(env, "list").returncode == 0  # the bundled nano is created
+    assert run_ossy(env, "pull", "nano").returncode == 0  # the bundled nano, from the package
     before = snapshot(library.store.root)
     kill_create_halfway(env, "lost", tmp_path / "Modelfile", library.store.blobs)
     port = free_port()

@@ -10,6 +10,7 @@ request on stderr. Does not own: the routes (`ossy.server`) or the engine.
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ossy.config import settings
     from ossy.server import create_app, serve, split_host
+    from ossy.bundled import install_missing
     from ossy.store import Library
 
     s = settings()
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     library = Library.from_settings(s)
     library.store.sweep()  # what a killed create left behind
+    for problem in install_missing(library):  # the bundled nano, the first time
+        print(f"warning: {problem}", file=sys.stderr)
     app = create_app(LocalEngine(s), library=library, settings=s)
     serve(app, host, port)
     return 0

@@ -69,7 +69,12 @@ def default_app():
     except ImportError as e:  # pragma: no cover - a broken installation
         raise OssyError(f"no ossy server is running and the in-process one cannot start ({e}); "
                         "start one with `ossy serve`") from None
-    return create_app(LocalEngine())
+    from ossy.bundled import install_missing
+    from ossy.store import Library
+
+    library = Library.from_settings()
+    install_missing(library)  # as `ossy serve` does when it starts: the bundled nano, the first time
+    return create_app(LocalEngine(), library=library)
 
 
 @contextmanager

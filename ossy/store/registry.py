@@ -403,6 +403,14 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
     checked against its digest. A Hugging Face safetensors repo is downloaded and stored as a
     checkpoint (`ossy.store.huggingface`)."""
     remote = Remote.of(name, insecure)
+    from ossy.bundled import bundled, install
+
+    shipped = bundled().get(remote.name)
+    if shipped is not None:  # nano: from the ossy package, no network
+        progress(PullEvent(f"installing {remote.name} from the ossy package"))
+        model = install(library, remote.name, shipped)
+        progress(PullEvent("success"))
+        return model
     progress(PullEvent("pulling manifest"))
     files = huggingface.checkpoint_files(remote)
     if files is not None:

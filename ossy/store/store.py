@@ -657,30 +657,20 @@ def safe_relative(name: str) -> PurePosixPath | None:
 
 
 class Library:
-    """The models ossy sees: its own store first, then the Ollama store (read-only).
+    """The models ossy sees: its own store first, then the Ollama store (read-only). Looking up
+    and listing only read: the bundled models (`ossy.bundled`) are stored by an explicit step."""
 
-    `bundled` maps names to checkpoint directories shipped with ossy (`ossy.bundled`). Such a
-    model needs no pull: naming it creates it in the ossy store when the store lacks it, and the
-    first listing of a store shows it. After `ossy rm` it stays out of the list until it is named
-    again, as `ollama run` pulls a removed model again.
-    """
-
-    OFFERED = "bundled-offered"  # in the store's root: the bundled names a listing has shown
-
-    def __init__(self, store: Store, ollama: Store | None = None,
-                 bundled: dict[ModelName, Path] | None = None) -> None:
+    def __init__(self, store: Store, ollama: Store | None = None) -> None:
         self.store = store
         self.ollama = ollama
-        self.bundled = bundled or {}
 
     @classmethod
     def from_settings(cls, settings=None) -> "Library":
-        from ossy.bundled import bundled
         from ossy.config import settings as read_settings
 
         s = settings or read_settings()
         same = s.ollama_models.resolve() == s.models.resolve()
-        return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True), bundled())
+        return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True))
 
     @property
     def stores(self) -> list[Store]:
@@ -692,33 +682,7 @@ class Library:
             model = store.get(name)
             if model is not None:
                 return model
-        return self._install_bundled(name) if name in self.bundled else None
-
-    def _install_bundled(self, name: ModelName) -> Model:
-        from ossy.bundled import install
-
-        return install(self, name, self.bundled[name])
-
-    def _offer_bundled(self) -> list[str]:
-        """Create the bundled models a listing has not shown yet; what kept one out (a full
-        disk...) is returned, and it is offered again next time."""
-        marker = self.store.root / self.OFFERED
-        offered = set(marker.read_text().split()) if marker.is_file() else set()
-        new, problems = [], []
-        for name in self.bundled:
-            if str(name) in offered:
-                continue
-            try:
-                self.find(name)
-                new.append(str(name))
-            except OssyError as e:
-                problems.append(f"the bundled model {name} could not be created: {e}")
-        if new:
-            try:
-                atomic_write(marker, "".join(f"{name}\n" for name in sorted({*offered, *new})).encode())
-            except OSError as e:  # only a note of what was shown: it is shown again next time
-                log.warning("could not write %s: %s", marker, e)
-        return problems
+        return None
 
     def get(self, name: str | ModelName) -> Model:
         model = self.find(name)
@@ -731,7 +695,7 @@ class Library:
 
     def listing(self) -> Listing:
         """Every readable model of both stores, and the manifests left out (`Store.scan`)."""
-        listing = Listing(problems=self._offer_bundled())
+        listing = Listing()
         for store in self.stores:
             found = store.scan()
             listing.models += found.models
