@@ -71,3 +71,37 @@ def test_an_ollama_model_runs_from_the_ollama_store(tmp_path, ollama_gguf):
     assert snapshot(ollama) == before  # read in place: nothing written, nothing added
     ossy_blobs = tmp_path / "home" / "models" / "blobs"
     assert not ossy_blobs.exists() or all(p.stat().st_size < len(ollama_gguf) for p in ossy_blobs.iterdir())
+
+
+def test_pull_a_gguf_model_from_a_registry_then_chat_show_and_list(tmp_path, ollama_gguf):
+    from ossy.store import manifest as mt
+    from registry_server import Registry
+
+    env = env_for(tmp_path / "home", tmp_path / "no-ollama")
+    port = free_port()
+    env["OSSY_HOST"] = f"127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    with Registry() as registry:
+        registry.add_model("library", "gpt-oss", "20b", [(mt.GGUF, ollama_gguf),
+                                                        (mt.TEMPLATE, gptoss_defaults().template.encode()),
+                                                        (mt.PARAMS, b'{"temperature":1}')],
+                           config={"model_format": "gguf", "model_family": "gptoss", "file_type": "MXFP4"})
+        name = f"{registry.host}/library/gpt-oss:20b"
+        proc = subprocess.Popen(ossy_command("serve"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until_serving(url, proc)
+            with httpx.stream("POST", url + "/api/pull", json={"model": "http://" + name, "insecure": True},
+                              timeout=120) as r:
+                lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
+            assert lines[0] == {"status": "pulling manifest"} and lines[-1] == {"status": "success"}, lines[-1]
+            tags = httpx.get(url + "/api/tags").json()["models"]
+            assert name in [m["name"] for m in tags]
+            r = httpx.post(url + "/api/chat", timeout=120, json={
+                "model": name, "stream": False, "options": {"num_predict": 4, "temperature": 0},
+                "messages": [{"role": "user", "content": "Hi"}]})
+            assert r.status_code == 200 and r.json()["eval_count"] > 0, r.text
+            shown = httpx.post(url + "/api/show", json={"model": name}).json()
+            assert shown["details"]["format"] == "gguf" and shown["details"]["quantization_level"] == "MXFP4"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
