@@ -29,7 +29,7 @@ class SettingsError(OssyError):
 class Settings:
     home: Path  # OSSY_HOME, default ~/.ossy
     models: Path  # OSSY_MODELS, default <home>/models
-    ollama_models: Path  # OLLAMA_MODELS, default ~/.ollama/models (read-only source)
+    ollama_models: Path  # OLLAMA_MODELS, default ~/.ollama/models, else the Linux service's (read-only source)
     host: str  # OSSY_HOST | OLLAMA_HOST, default 127.0.0.1:11434
     num_parallel: int  # OSSY_NUM_PARALLEL | OLLAMA_NUM_PARALLEL, decode slots
     max_queue: int  # OSSY_MAX_QUEUE | OLLAMA_MAX_QUEUE, waiting requests before 503
@@ -50,7 +50,7 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         models=Path(env.text("OSSY_MODELS") or home / "models").expanduser(),
-        ollama_models=Path(env.text("OLLAMA_MODELS") or Path.home() / ".ollama" / "models").expanduser(),
+        ollama_models=Path(env.text("OLLAMA_MODELS") or _ollama_default()).expanduser(),
         host=env.text("OSSY_HOST", "OLLAMA_HOST") or "127.0.0.1:11434",
         num_parallel=env.number("OSSY_NUM_PARALLEL", "OLLAMA_NUM_PARALLEL", default=4, zero=4),
         max_queue=env.number("OSSY_MAX_QUEUE", "OLLAMA_MAX_QUEUE", default=512, low=0),
@@ -128,3 +128,12 @@ class _Env:
         if not match or int(match[1]) == 0:
             raise SettingsError(f"{name}={value!r}: expected a size in bytes such as 16777216 or 16MiB")
         return int(match[1]) * _SIZE_UNITS[(match[2] or "")[:1].lower()]
+
+
+OLLAMA_SERVICE_MODELS = Path("/usr/share/ollama/.ollama/models")  # Ollama's Linux service (its own user)
+
+
+def _ollama_default() -> Path:
+    """~/.ollama/models, or the Linux service's store when only that one exists."""
+    home = Path.home() / ".ollama" / "models"
+    return OLLAMA_SERVICE_MODELS if not home.is_dir() and OLLAMA_SERVICE_MODELS.is_dir() else home

@@ -68,3 +68,17 @@ def test_the_cli_takes_ollamas_forms(tmp_path):
     env = {"OSSY_HOME": str(tmp_path), "OSSY_KEEP_ALIVE": "5m", "OLLAMA_NUM_PARALLEL": "2", "OSSY_MAX_QUEUE": "-0"}
     r = run_ossy(env, "list")
     assert r.returncode == 0, r.stderr
+
+
+def test_the_ollama_store_defaults_to_the_users_then_the_linux_services(tmp_path, monkeypatch):
+    import ossy.config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    service = tmp_path / "usr-share-ollama" / "models"
+    monkeypatch.setattr(ossy.config, "OLLAMA_SERVICE_MODELS", service)
+    assert settings({}).ollama_models == tmp_path / ".ollama" / "models"  # neither exists: the user's
+    service.mkdir(parents=True)
+    assert settings({}).ollama_models == service  # only the service's exists
+    (tmp_path / ".ollama" / "models").mkdir(parents=True)
+    assert settings({}).ollama_models == tmp_path / ".ollama" / "models"
+    assert settings({"OLLAMA_MODELS": str(tmp_path / "x")}).ollama_models == tmp_path / "x"
