@@ -18,6 +18,20 @@ class NotFoundError(OssyError):
     http_status = 404
 
 
+class InsecureError(OssyError):
+    """400: a registry over plain HTTP without --insecure."""
+
+
+class RegistryError(OssyError):
+    """502: a registry (or the Hub) refused or failed a request; its answer in one line."""
+
+    http_status = 502
+
+
+class DigestMismatchError(RegistryError):
+    """502: a downloaded blob whose content does not match its digest (nothing was stored)."""
+
+
 class ConflictError(OssyError):
     http_status = 409
 
@@ -56,11 +70,14 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ConflictError",
+    "DigestMismatchError",
     "ForbiddenError",
+    "InsecureError",
     "ModelError",
     "NoSpaceError",
     "NotFoundError",
     "OssyError",
+    "RegistryError",
     "StalledError",
     "TooLargeError",
     "USER_ERRORS",

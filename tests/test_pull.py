@@ -217,7 +217,7 @@ def test_ossy_pull_command(registry, tmp_path):
     assert f"{registry.host}/library/tiny:latest" in listed.stdout
     refused = run_ossy(env, "pull", name(registry))
     assert refused.returncode == 1 and refused.stderr.strip().endswith(
-        "Error: insecure protocol http: use --insecure (\"insecure\": true) to pull over plain HTTP")
+        "Error: insecure protocol http: use --insecure (\"insecure\": true) for a registry over plain HTTP")
 
 
 def test_progress_on_a_terminal_is_one_line_per_blob_redrawn():
@@ -313,3 +313,19 @@ def test_pull_a_hugging_face_safetensors_repo(registry, library, tmp_path, monke
     assert not (library.store.root / "partial" / "hf" / "openai--gpt-oss-tiny").exists()
     with pytest.raises(NotFoundError, match="not found on"):
         pull(library, f"{registry.host}/openai/absent")
+
+
+def test_api_pull_errors_have_their_http_status(registry, tmp_path):
+    from ossy.server import create_app
+    from stub_engine import RunningServer, StubEngine
+
+    weights = publish(registry)
+    registry.corrupt.add(digest_of(weights))
+    with RunningServer(create_app(StubEngine(tokenizer=None), library=Library(Store(tmp_path / "models")))) as url:
+        r = httpx.post(url + "/api/pull", json={"model": name(registry), "insecure": True, "stream": False})
+        assert r.status_code == 502 and r.json()["error"].startswith("digest mismatch")
+        r = httpx.post(url + "/api/pull", json={"model": name(registry), "stream": False})
+        assert r.status_code == 400 and "insecure protocol http" in r.json()["error"]
+        registry.manifest_status = 500
+        r = httpx.post(url + "/api/pull", json={"model": name(registry), "insecure": True, "stream": False})
+        assert r.status_code == 502 and "registry answered 500" in r.json()["error"]

@@ -19,7 +19,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from ossy.errors import NotFoundError, OssyError
+from ossy.errors import NotFoundError, RegistryError
 
 HUB_ENDPOINTS = {"hf.co": "https://huggingface.co", "huggingface.co": "https://huggingface.co"}
 CHECKPOINT_FILES = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json",
@@ -41,7 +41,7 @@ def checkpoint_files(remote) -> list[tuple[str, int]] | None:
     except RepositoryNotFoundError:
         raise NotFoundError(f"pull model manifest: model '{remote.name}' not found on {remote.name.host}") from None
     except (HfHubHTTPError, OSError) as e:
-        raise OssyError(f"cannot read {repo} on {remote.name.host}: {str(e).splitlines()[0]}") from None
+        raise RegistryError(f"cannot read {repo} on {remote.name.host}: {str(e).splitlines()[0]}") from None
     files = [(s.rfilename, s.size or 0) for s in info.siblings or [] if _wanted(s.rfilename)]
     if not any(name.endswith(".safetensors") for name, _ in files):
         return None
@@ -70,7 +70,7 @@ def download(remote, files: list[tuple[str, int]], directory: Path, progress) ->
         try:
             hf_hub_download(repo, name, local_dir=directory, endpoint=endpoint)
         except (HfHubHTTPError, OSError) as e:
-            raise OssyError(f"pull {name} from {remote.name.host}: {str(e).splitlines()[0]}") from None
+            raise RegistryError(f"pull {name} from {remote.name.host}: {str(e).splitlines()[0]}") from None
         finally:
             watcher.stop()
         progress(PullEvent(status, name, size, size))

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from ossy.errors import NotFoundError, OssyError
+from ossy.errors import DigestMismatchError, InsecureError, NotFoundError, RegistryError
 from ossy.store import huggingface
 from ossy.store import manifest as mt
 from ossy.store.files import atomic_write
@@ -46,20 +46,6 @@ STALL_SECONDS = 30.0  # a part that receives nothing this long is retried
 ATTEMPTS = 6
 CHUNK = 1 << 20
 SAVE_EVERY = 1.0  # seconds between saves of a download's progress
-
-
-class RegistryError(OssyError):
-    """The registry refused or failed a request (its answer in one line)."""
-
-    status_code = 502
-
-
-class InsecureError(OssyError):
-    status_code = 400
-
-
-class DigestMismatchError(OssyError):
-    status_code = 502
 
 
 @dataclass(frozen=True)
@@ -93,7 +79,7 @@ class Remote:
             if text.startswith(prefix):
                 scheme, text = prefix[:-3], text[len(prefix):]
         if scheme == "http" and not insecure:
-            raise InsecureError("insecure protocol http: use --insecure (\"insecure\": true) to pull over plain HTTP")
+            raise InsecureError("insecure protocol http: use --insecure (\"insecure\": true) for a registry over plain HTTP")
         return cls(parse_name(text), scheme)
 
     @property
