@@ -4,7 +4,9 @@
  * bf16, each value the fp32 sum plus the bias rounded once to bf16, as torch's bf16 linear rounds
  * it), with AVX512-BF16 and AVX2 paths, rows split over the pool. Meant for N of 1 to 8 (the
  * attention projections and the 201k-row lm_head of a decode step), where the work is reading W
- * once at memory speed; larger N is a GEMM, which the caller leaves to PyTorch.
+ * once at memory speed; larger N is a GEMM, which the caller leaves to PyTorch. One token reads
+ * its rows as one contiguous stream with software prefetch (10-13% faster on the lm_head here
+ * than four interleaved rows: 33 ms against 38, best of 5); several tokens share four rows.
  * Does not own: which layers use it (`ossy.model.gptoss`), or choosing the path (`ossy_select`).
  */
 
@@ -25,6 +27,39 @@ enum { ROWS_PER_TASK = 128, MAX_TOKENS = 8 };
 
 static inline bf16 finish(const linear_args *a, float sum, int row) {
     return f32_to_bf16(sum + (a->bias ? bf16_to_f32(a->bias[row]) : 0.0f));
+}
+
+#ifndef PREFETCH_BYTES
+#define PREFETCH_BYTES 256 /* measured: 256 best of 256-1024 (benchmarks in the commit) */
+#endif
+
+/* One token: rows [r0, r1) one after another, so the task reads one contiguous stream, each line
+ * prefetched PREFETCH_BYTES ahead; two accumulators per row halve the dependency chain. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void row_stream_avx512(const linear_args *a, int r0, int r1) {
+    const int in = a->in, full = in / 32, tail = in % 32;
+    const __mmask32 tail_mask = (__mmask32)((1ull << tail) - 1);
+    const bf16 *x = a->x;
+    for (int r = r0; r < r1; r++) {
+        const bf16 *w = a->w + (size_t)r * in;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        int k = 0;
+        for (; k + 1 < full; k += 2) {
+            _mm_prefetch((const char *)(w + 32 * k) + PREFETCH_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + 32 * k) + PREFETCH_BYTES + 64, _MM_HINT_T0);
+            acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512((const void *)(w + 32 * k)),
+                                    (__m512bh)_mm512_loadu_si512((const void *)(x + 32 * k)));
+            acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512((const void *)(w + 32 * k + 32)),
+                                    (__m512bh)_mm512_loadu_si512((const void *)(x + 32 * k + 32)));
+        }
+        if (k < full)
+            acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512((const void *)(w + 32 * k)),
+                                    (__m512bh)_mm512_loadu_si512((const void *)(x + 32 * k)));
+        if (tail)
+            acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + 32 * full),
+                                    (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, x + 32 * full));
+        a->y[r] = finish(a, _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)), r);
+    }
 }
 
 /* Rows [r0, r1) for every token, four rows at a time: each row is read once for all tokens. */
@@ -95,7 +130,7 @@ static void rows_avx2(const linear_args *a, int r0, int r1) {
 static void linear_task(void *p, int task) {
     const linear_args *a = p;
     int r0 = task * ROWS_PER_TASK, r1 = r0 + ROWS_PER_TASK < a->out ? r0 + ROWS_PER_TASK : a->out;
-    if (a->level == 2) rows_avx512(a, r0, r1);
+    if (a->level == 2) (a->n_tokens == 1 ? row_stream_avx512 : rows_avx512)(a, r0, r1);
     else rows_avx2(a, r0, r1);
 }
 
