@@ -112,7 +112,7 @@ CASES = [
     ("stop 5", "POST", "/api/chat", chat(options={"stop": 5}), 400),
     ("stop empty string", "POST", "/api/chat", chat(options={"stop": [""]}), 400),
     ("options a list", "POST", "/api/chat", chat(options=[1]), 400),
-    ("unknown option", "POST", "/api/chat", chat(options={"tfs_zz": 1}), 400),
+    ("unknown option", "POST", "/api/chat", chat(options={"tfs_zz": 1}), 200),  # Ollama ignores it (a warning)
     # -- tools and formats
     ("tool parameters not a schema", "POST", "/api/chat", chat(tools=tool({"type": "nope"})), 400),
     ("tool parameters a string", "POST", "/api/chat", chat(tools=tool("object")), 400),
@@ -267,6 +267,16 @@ def test_hostile_input_is_answered_and_the_engine_still_generates(server, name, 
             assert isinstance(error, str) and error and "\n" not in error
     after = httpx.post(url + "/api/generate", json=gen(), timeout=60)
     assert after.status_code == 200 and after.json()["done"] is True, after.text
+
+
+def test_unknown_options_are_ignored_with_a_warning_as_ollama_ignores_them(server):
+    url, *_ = server
+    r = send(url, "POST", "/api/chat", chat(options={"num_predict": 2, "tfs_z": 1, "numa": True}))
+    assert r.status_code == 200 and r.json()["done"] is True
+    ignored = [w["detail"] for w in r.json()["warnings"] if w["code"] == "unknown_option"]
+    assert ignored == ["options.tfs_z is not an option; it was ignored", "options.numa is not an option; it was ignored"]
+    r = send(url, "POST", "/api/chat", chat(options={"num_predict": 2, "temperature": "hot"}))
+    assert r.status_code == 400 and "options.temperature" in r.json()["error"]  # known keys are still checked
 
 
 def test_errors_name_the_field(server):

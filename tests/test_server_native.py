@@ -135,7 +135,7 @@ def test_load_and_unload(server):
 @pytest.mark.parametrize("body,status,needle", [
     ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, "not found"),
     ({"model": "tiny", "messages": "hello"}, 400, "messages"),
-    ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "options": {"temprature": 1}}, 400, "temprature"),
+    ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "options": {"temperature": "1"}}, 400, "temperature"),
     ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "options": {"top_p": "high"}}, 400, "top_p"),
     ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "think": "extreme"}, 400, "think"),
     ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "format": "xml"}, 400, "format"),

@@ -12,6 +12,8 @@ sizes itself. num_ctx is honoured per request (capped by the model's trained con
 
 from __future__ import annotations
 
+import logging
+
 import math
 from dataclasses import dataclass, fields
 
@@ -24,6 +26,8 @@ from ossy.modelfile.parameters import DEPRECATED, INT64, PARAMETERS
 DEFAULT_NUM_CTX = 8192  # a real context by default (Ollama's 4096 silently truncates, §7 D)
 MAX_TOP_LOGPROBS = 20
 _SAMPLING = {f.name for f in fields(SamplingOptions)} - {"logprobs", "top_logprobs"}
+
+log = logging.getLogger("ossy.chat")
 
 
 class RequestError(OssyError):
@@ -58,11 +62,12 @@ def check_schema(schema: object, param: str) -> dict:
     return schema
 
 
-def check_options(options: object, *, where: str = "options") -> dict:
+def check_options(options: object, *, where: str = "options", ignored: list[dict] | None = None) -> dict:
     """`options` as a dict of known names with values of the right type and range.
 
-    Raises `RequestError` naming the field: an unknown name (Ollama only logs it; a typo would
-    otherwise be silently ignored), a wrong type, a value out of range."""
+    Raises `RequestError` naming the field for a wrong type or a value out of range. An unknown
+    name is left out, as Ollama does (`tfs_z`, `numa`... from older clients), with a log line and
+    a warning ({code: "unknown_option", detail}) appended to `ignored` for the response."""
     if options is None:
         return {}
     if not isinstance(options, dict):
@@ -73,7 +78,10 @@ def check_options(options: object, *, where: str = "options") -> dict:
             continue
         spec = PARAMETERS.get(name)
         if spec is None:
-            raise RequestError(f"unknown option {name!r} in {where}", param=f"{where}.{name}")
+            log.warning("invalid option provided: %s (in %s, ignored)", name, where)
+            if ignored is not None:
+                ignored.append({"code": "unknown_option", "detail": f"{where}.{name} is not an option; it was ignored"})
+            continue
         if value is None:
             continue
         checked[name] = _check_value(name, spec, value, f"{where}.{name}")

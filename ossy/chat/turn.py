@@ -64,6 +64,7 @@ class ChatRequest:
     seed_offset: int = 0  # added to a set seed (choice i of n)
     request_id: str = ""
     stream_tool_arguments: bool = False  # yield ToolCallStart/ToolCallArgs deltas, not ToolCallChunk
+    warnings: list[dict] = field(default_factory=list)  # found while reading the request (ignored options)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Turn:
                                           tool_choice=req.tool_choice,
                                           format_instructions=constraint.instructions(req.format),
                                           num_ctx=opts.num_ctx, room=room, overflow=req.overflow)
-        self.result.warnings += self.prompt.warnings
+        self.result.warnings += self.request.warnings + self.prompt.warnings
         return self.prompt
 
     async def start(self) -> None:

@@ -6,7 +6,8 @@ and run by the same `Turn` the OpenAI layer uses; this module only shapes the ou
 
 Differences from Ollama, on purpose:
   * `think: false` gives reasoning "low": gpt-oss cannot stop reasoning (its trace is returned);
-  * an unknown key in `options` is a 400, not a log line; a wrong type is a 400 naming the field;
+  * an unknown key in `options` is ignored as in Ollama, but the last chunk's `warnings` says so;
+    a wrong type is a 400 naming the field;
   * tool calls stream as soon as each is complete (one chunk each), not only in the last chunk;
     a malformed call comes back as content, never as a 500;
   * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
@@ -213,9 +214,11 @@ def base_request(body: _Generating, **kw) -> ChatRequest:
     if body.think is not None:
         think_level(body.think)  # 400 now for a bad level
     top = body.top_logprobs or 0
-    return ChatRequest(think=body.think, format=check_format(body.format), options=check_options(body.options),
+    warnings: list[dict] = []
+    options = check_options(body.options, ignored=warnings)
+    return ChatRequest(think=body.think, format=check_format(body.format), options=options,
                        logprobs=bool(body.logprobs), top_logprobs=top, keep_alive=keep_alive_seconds(body.keep_alive),
-                       overflow="error" if body.truncate is False else "truncate", **kw)
+                       overflow="error" if body.truncate is False else "truncate", warnings=warnings, **kw)
 
 
 def stats(result, started_ns: int) -> dict:
