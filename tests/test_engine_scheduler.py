@@ -458,6 +458,10 @@ class CountingModel:
             out.append(logits[-1:] if last_only else logits)
         return out
 
+    def embedding(self, token_ids):
+        counts = torch.bincount(token_ids, minlength=self.config.hidden_size)[: self.config.hidden_size].float()
+        return counts / counts.norm()
+
     def weight_bytes(self) -> int:
         return 1234
 

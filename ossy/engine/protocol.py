@@ -170,6 +170,15 @@ class LoadedModel:
     backend: str = "torch"  # what computes it: "native-avx512", "native-avx2" (ossy's kernels) or "torch"
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """What `Engine.embed` returns: one L2-normalised fp32 vector per input, in order."""
+
+    vectors: list[list[float]]
+    load_duration: int  # ns spent loading the model (0 if it was loaded)
+    prompt_tokens: int  # ids read, all inputs together
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What the server drives. One engine serves every model (loading them as needed)."""
@@ -179,6 +188,9 @@ class Engine(Protocol):
 
     async def load(self, model: ModelRef, keep_alive: float | None = None) -> int:
         """Load `model` if needed (an empty /api/chat or /api/generate); ns it took (0 if loaded)."""
+
+    async def embed(self, model: ModelRef, inputs: list[tuple[int, ...]], keep_alive: float | None = None) -> Embeddings:
+        """The embedding of each input's ids (`LanguageModel.embedding`), loading `model` if needed."""
 
     async def unload(self, model: ModelRef) -> None:
         """Unload `model` once its running requests finish (keep_alive 0); no-op if not loaded."""

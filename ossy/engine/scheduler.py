@@ -35,7 +35,7 @@ import torch
 
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
-from ossy.engine.protocol import GenerateRequest, LoadedModel, ModelRef, QueueFullError
+from ossy.engine.protocol import Embeddings, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
 from ossy.errors import NotFoundError, OssyError, UnavailableError
 from ossy.model.interface import LanguageModel
@@ -144,6 +144,23 @@ class LocalEngine:
         if model.checkpoint is None:
             raise NotFoundError(f"model {model.name!r} has no weights to load")
         return await self._on_worker(lambda: self._ensure(model, keep_alive)[1])
+
+    async def embed(self, model: ModelRef, inputs: list[tuple[int, ...]], keep_alive: float | None = None) -> Embeddings:
+        if model.checkpoint is None:
+            raise NotFoundError(f"model {model.name!r} has no weights to load")
+        if not inputs or not all(inputs):
+            raise OssyError("every input to embed needs at least one token")
+
+        def run() -> Embeddings:
+            resident, took = self._ensure(model, keep_alive)
+            for ids in inputs:
+                check_ids(ids, resident.model.config.vocab_size)
+            vectors = [resident.model.embedding(torch.tensor(ids)).tolist() for ids in inputs]
+            if not resident.running():
+                resident.idle_since = time.time()  # its keep_alive counts from now
+            return Embeddings(vectors, took, sum(map(len, inputs)))
+
+        return await self._on_worker(run)
 
     async def unload(self, model: ModelRef) -> None:
         def expire() -> None:

@@ -284,7 +284,19 @@ class GptOss:
                 torch.set_num_threads(threads)
         return self._forward_batch(sequences, last_only)
 
-    def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
+    @torch.inference_mode()
+    def embedding(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """An embedding of token ids [T] (T >= 1): the mean over the tokens of the final
+        RMS-normed hidden states (what the lm_head reads), L2-normalised -> fp32 [H]. Runs on a
+        fresh cache, so it does not depend on anything before it."""
+        cache = self.new_cache()
+        hidden = self._hidden([(token_ids, cache)]).float()  # [T, H]
+        pooled = hidden.mean(dim=0)
+        return pooled / pooled.norm().clamp_min(1e-12)
+
+    def _hidden(self, sequences: list[tuple[torch.Tensor, KVCache]]) -> torch.Tensor:
+        """The final normed hidden states [N, H] of every token of every sequence, in order; each
+        cache is extended by its sequence."""
         lengths = [ids.shape[0] for ids, _ in sequences]
         positions = torch.cat([torch.arange(c.length, c.length + n) for (_, c), n in zip(sequences, lengths)])
         positions = positions.to(self.embed.device)  # [N]
@@ -297,9 +309,13 @@ class GptOss:
             x = x + self._moe(layer, rms_norm(x, layer.mlp_norm, self.config.rms_norm_eps))
         for (_, c), n in zip(sequences, lengths):
             c.length += n
+        return rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
+
+    def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
+        lengths = [ids.shape[0] for ids, _ in sequences]
+        h = self._hidden(sequences)  # [N, H]
         ends = list(accumulate(lengths))
         rows = [slice(end - 1 if last_only else end - n, end) for end, n in zip(ends, lengths)]
-        h = rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
         if last_only:  # one row per sequence: the lm_head reads its 201k rows once for all
             return list(self._linear(h[[end - 1 for end in ends]], self.unembed).float().split(1))
         return [self._linear(h[r], self.unembed).float() for r in rows]  # [T_b, V] each

@@ -12,6 +12,8 @@ The contract, in the engine's words:
   * `forward_batch([(ids [T_b], cache_b), ...], last_only)` runs every sequence one step, each
     on its own cache (which it extends by T_b), and returns fp32 logits [T_b or 1, V] each;
     `forward(ids, cache, last_only)` is the one-sequence case.
+  * `embedding(ids)` is the embedding of token ids [T]: the mean of the final normed hidden states,
+    L2-normalised, fp32 [H], on a fresh cache (it touches no slot).
   * `weight_bytes()` is the memory its weights hold (shared storage counted once); `device` is
     where they are ("cpu", "cuda:0"), `config` the model's configuration.
 """
@@ -40,5 +42,7 @@ class LanguageModel(Protocol):
     def forward(self, token_ids: Any, cache: Any, last_only: bool = False) -> Any: ...
 
     def forward_batch(self, sequences: list[tuple[Any, Any]], last_only: bool = False) -> list[Any]: ...
+
+    def embedding(self, token_ids: Any) -> Any: ...
 
     def weight_bytes(self) -> int: ...

@@ -1,7 +1,7 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
-Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, tags, show, create,
-pull, push, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, embed, embeddings,
+tags, show, create, pull, push, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
 Differences from Ollama, on purpose:
@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ossy import __version__
 from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn, check_options, check_tools
 from ossy.chat.constraint import check_format
+from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.chat.models import capabilities, details, library_template
 from ossy.errors import NotFoundError, OssyError, StalledError
@@ -128,6 +129,24 @@ class NameBody(_Body):
         if not (self.model or self.name):
             raise RequestError("model: field required", param="model")
         return self.model or self.name
+
+
+class EmbedBody(_Body):
+    model: str
+    input: str | list[str] | None = None
+    truncate: bool = True
+    dimensions: int | None = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsBody(_Body):
+    """The older /api/embeddings."""
+
+    model: str
+    prompt: str = ""
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
 
 
 class PullBody(NameBody):
@@ -325,6 +344,27 @@ def register(app: FastAPI, state: State) -> None:
                 yield ndjson({"status": status})
 
         return StreamResponse(lines(), NDJSON)
+
+    @app.post("/api/embed")
+    async def embed_texts(request: Request):
+        started = time.monotonic_ns()
+        body = await parse_body(request, EmbedBody)
+        model = await state.resolve(body.model)
+        inputs = [body.input] if isinstance(body.input, str) else list(body.input or [])
+        result = await embed(state.engine, model, inputs, truncate=body.truncate, dimensions=body.dimensions,
+                             keep_alive=keep_alive_seconds(body.keep_alive), options=body.options)
+        return {"model": body.model, "embeddings": result.vectors, "total_duration": time.monotonic_ns() - started,
+                "load_duration": result.load_duration, "prompt_eval_count": result.prompt_tokens}
+
+    @app.post("/api/embeddings")
+    async def embed_prompt(request: Request):
+        body = await parse_body(request, EmbeddingsBody)
+        model = await state.resolve(body.model)
+        if not body.prompt:
+            return {"embedding": []}
+        result = await embed(state.engine, model, [body.prompt], keep_alive=keep_alive_seconds(body.keep_alive),
+                             options=body.options)
+        return {"embedding": result.vectors[0]}
 
     @app.post("/api/pull")
     async def pull_model(request: Request):

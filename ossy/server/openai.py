@@ -1,4 +1,5 @@
-"""The OpenAI API (`/v1/chat/completions`, `/v1/completions`, `/v1/models`) as a translation layer.
+"""The OpenAI API (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`) as a
+translation layer.
 
 Owns: translating OpenAI requests into `ossy.chat.ChatRequest` and the turn's chunks back into
 OpenAI's JSON and SSE. The same `Turn` runs the native API (Ollama's middleware/openai.go idea:
@@ -17,7 +18,9 @@ OpenAI's. /v1/models adds `warnings` when manifests were skipped (`ossy.store.Li
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
+import struct
 import time
 from typing import Any, Literal
 
@@ -29,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from ossy.chat import (ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_options,
                        check_tools)
 from ossy.chat.constraint import check_format
+from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.errors import NotFoundError, OssyError
 from ossy.server.http import StreamResponse, log, openai_error, parse_body, sse
@@ -99,6 +103,14 @@ class CompletionBody(_Sampling):
 _OPTION_FIELDS = {"temperature": "temperature", "top_p": "top_p", "frequency_penalty": "frequency_penalty",
                   "presence_penalty": "presence_penalty", "seed": "seed", "stop": "stop", "top_k": "top_k",
                   "min_p": "min_p", "repeat_penalty": "repeat_penalty"}
+
+
+class EmbeddingsBody(_Body):
+    model: str
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
 
 
 def options_of(body: _Sampling, max_tokens: int | None) -> dict:
@@ -345,6 +357,19 @@ def register(app: FastAPI, state: State) -> None:
         return JSONResponse(envelope([{"text": t.result.content, "index": i, "finish_reason": finish_reason(t.result),
                                        "logprobs": None, "reasoning": t.result.thinking or None}
                                       for i, t in enumerate(turns)], usage=usage([t.result for t in turns])))
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request):
+        body = await parse_body(request, EmbeddingsBody)
+        model = await state.resolve(body.model)
+        value = body.input
+        inputs = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else list(value)
+        result = await embed(state.engine, model, inputs, dimensions=body.dimensions)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
+                 if body.encoding_format == "base64" else v} for i, v in enumerate(result.vectors)]
+        return {"object": "list", "data": data, "model": body.model,
+                "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}}
 
     @app.get("/v1/models")
     async def models():
