@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
-from ossy.server import native, openai, responses
+from ossy.server import anthropic, native, openai, responses
 from ossy.server.guard import Guard
 from ossy.server.http import error_response, log
 from ossy.server.state import State
@@ -108,6 +108,7 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
     native.register(app, state)
     openai.register(app, state)
     responses.register(app, state)
+    anthropic.register(app, state)
     app.add_middleware(Guard, origins=settings.origins, max_body=settings.max_body)
     app.add_middleware(LogRequests)
     return app

@@ -102,7 +102,12 @@ def error_response(exc: BaseException, path: str, status: int | None = None) -> 
     status = status or status_of(exc)
     if status >= 500 and not isinstance(exc, USER_ERRORS):
         log.error("internal error on %s", path, exc_info=exc)
-    body = openai_error(exc, status) if is_openai(path) else {"error": message_of(exc)}
+    if path.startswith("/v1/messages"):
+        from ossy.server.anthropic import anthropic_error
+
+        body = anthropic_error(status, message_of(exc))
+    else:
+        body = openai_error(exc, status) if is_openai(path) else {"error": message_of(exc)}
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, QueueFullError) else None
     return JSONResponse(body, status_code=status, headers=headers)
 

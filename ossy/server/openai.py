@@ -12,7 +12,9 @@ override the model's Modelfile PARAMETERs (#17744); `max_completion_tokens`, `n`
 Extensions: `top_k`, `min_p`, `repeat_penalty` and an Ollama `options` object are read too.
 `reasoning_effort` "none"/"minimal" give "low": gpt-oss cannot turn reasoning off; other values
 ("max", "xhigh") are a 400, as OpenAI answers them. `/v1/completions` `logprobs` is 0..5, as
-OpenAI's. /v1/models adds `warnings` when manifests were skipped (`ossy.store.Listing`).
+OpenAI's. /v1/models adds `warnings` when manifests were skipped (`ossy.store.Listing`), and the
+fields Anthropic's SDK reads (`type`, `display_name`, `created_at`, `has_more`, `first_id`,
+`last_id`), so one route answers both SDKs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.errors import NotFoundError, OssyError
-from ossy.server.http import StreamResponse, log, openai_error, parse_body, sse
+from ossy.server.http import StreamResponse, log, now_rfc3339, openai_error, parse_body, sse
 from ossy.server.state import State
 
 SSE = "text/event-stream"
@@ -374,7 +376,9 @@ def register(app: FastAPI, state: State) -> None:
     @app.get("/v1/models")
     async def models():
         listing = await anyio.to_thread.run_sync(_library(state).listing)
-        out: dict[str, Any] = {"object": "list", "data": [_model(m) for m in listing.models]}
+        data = [_model(m) for m in listing.models]
+        out: dict[str, Any] = {"object": "list", "data": data, "has_more": False,  # has_more..last_id: Anthropic's
+                               "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
         if listing.problems:
             out["warnings"] = listing.problems
         return out
@@ -394,7 +398,9 @@ def _library(state: State):
 
 
 def _model(m) -> dict:
-    return {"id": str(m.name), "object": "model", "created": int(m.modified), "owned_by": m.name.namespace}
+    """A model as OpenAI's SDK reads it and, with `type`, `display_name` and `created_at`, as Anthropic's."""
+    return {"id": str(m.name), "object": "model", "created": int(m.modified), "owned_by": m.name.namespace,
+            "type": "model", "display_name": str(m.name), "created_at": now_rfc3339(m.modified)}
 
 
 def _stream_error(e: BaseException) -> bytes:
