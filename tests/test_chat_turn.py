@@ -79,11 +79,14 @@ def test_modelfile_system_and_messages():
 
 def test_check_options():
     assert check_options({"temperature": 1, "stop": "x", "num_predict": 5.0}) == {"temperature": 1.0, "stop": ["x"], "num_predict": 5}
-    for bad, field in (({"temprature": 1}, "options.temprature"), ({"temperature": "hot"}, "options.temperature"),
+    for bad, field in (({"temperature": "hot"}, "options.temperature"),
                        ({"top_p": 2}, "options.top_p"), ({"num_ctx": 1.5}, "options.num_ctx")):
         with pytest.raises(RequestError) as e:
             check_options(bad)
         assert e.value.param == field and field.split(".")[1] in str(e.value)
+    ignored = []
+    assert check_options({"temprature": 1, "top_k": 3}, ignored=ignored) == {"top_k": 3}  # Ollama ignores it
+    assert ignored == [{"code": "unknown_option", "detail": "options.temprature is not an option; it was ignored"}]
 
 
 def test_think_levels():

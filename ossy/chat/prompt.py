@@ -117,8 +117,10 @@ def _fewest_drops(length, fewest: int, most: int, qualifier: str, *, num_ctx: in
         if n < num_ctx:
             return most  # it fits; only the room for the answer is short
         size = f"{qualifier}{n} tokens" if n != math.inf else f"more than {num_ctx} tokens"
-        raise ContextOverflowError(f"the prompt is {size}, longer than the context window "
-                                   f"(num_ctx {num_ctx}); raise num_ctx or shorten the conversation")
+        raise ContextOverflowError(f"the prompt is {size}, longer than the context window (num_ctx {num_ctx}); "
+                                   f"raise num_ctx (options.num_ctx, PARAMETER num_ctx in the Modelfile, or "
+                                   f"OSSY_CONTEXT_LENGTH for models that set none; agent clients such as Claude "
+                                   f"Code and Codex send 15-30k tokens and want 64k) or shorten the conversation")
     while most - fewest > 1:  # `fewest` does not fit, `most` does
         middle = (fewest + most) // 2
         if length(middle) + room <= num_ctx:
