@@ -62,6 +62,18 @@ class StubEngine:
         generation.error = error
         return generation
 
+    async def embed(self, model: ModelRef, inputs, keep_alive: float | None = None):
+        """A vector of 8 per input from its ids (a stand-in: the real ones are tested with a model)."""
+        from ossy.engine.protocol import Embeddings
+
+        took = await self.load(model, keep_alive)
+        vectors = []
+        for ids in inputs:
+            v = [float(sum(1 for x in ids if x % 8 == k)) for k in range(8)]
+            norm = sum(x * x for x in v) ** 0.5 or 1.0
+            vectors.append([x / norm for x in v])
+        return Embeddings(vectors, took, sum(map(len, inputs)))
+
     async def load(self, model: ModelRef, keep_alive: float | None = None) -> int:
         was = model.digest in self._loaded
         expires = None if keep_alive is not None and keep_alive < 0 else time.time() + (keep_alive or 300)

@@ -19,7 +19,8 @@ ENDPOINTS = {
     ("POST", "/api/chat"), ("POST", "/api/generate"), ("GET", "/api/tags"), ("POST", "/api/show"),
     ("POST", "/api/create"), ("POST", "/api/copy"), ("DELETE", "/api/delete"), ("GET", "/api/ps"),
     ("GET", "/api/version"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("GET", "/v1/models"),
-    ("POST", "/v1/responses"), ("GET", "/health"),
+    ("POST", "/v1/responses"), ("GET", "/health"), ("POST", "/api/pull"), ("POST", "/api/embed"),
+    ("POST", "/v1/embeddings"), ("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"),
 }
 
 
