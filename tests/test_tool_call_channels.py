@@ -1,0 +1,51 @@
+"""Tool calls wherever gpt-oss writes them (issue 19, part 4): on the analysis channel as well as
+commentary (Dynamo measured 47% of gpt-oss-120b's real calls there), with the recipient after
+the channel or before it in the header; the OpenAI SDK and the ollama client both get the call."""
+
+from __future__ import annotations
+
+import json
+
+import ollama
+import openai
+import pytest
+
+from stub_engine import stub_server
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+CALLS = {
+    "analysis channel, recipient after it":
+        '<|channel|>analysis to=functions.get_weather <|constrain|>json<|message|>{"city": "Oslo"}<|call|>',
+    "commentary, recipient before the channel":
+        ' to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"city": "Oslo"}<|call|>',
+    "analysis, recipient before the channel, no constrain":
+        ' to=functions.get_weather<|channel|>analysis<|message|>{"city": "Oslo"}<|call|>',
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with stub_server(tmp_path_factory.mktemp("store")) as running:
+        yield running
+
+
+@pytest.mark.parametrize("generated", CALLS.values(), ids=CALLS.keys())
+def test_the_call_reaches_both_sdks(server, generated):
+    url, engine = server
+    engine.respond = lambda prompt, request: generated
+    try:
+        r = openai.OpenAI(base_url=url + "/v1", api_key="ossy", max_retries=0).chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "weather in Oslo?"}], tools=[WEATHER])
+        (call,) = r.choices[0].message.tool_calls
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Oslo"}
+        assert r.choices[0].finish_reason == "tool_calls"
+        native = ollama.Client(host=url).chat(model="tiny", messages=[{"role": "user", "content": "weather in Oslo?"}],
+                                              tools=[WEATHER])
+        (call,) = native.message.tool_calls
+        assert call.function.name == "get_weather" and call.function.arguments == {"city": "Oslo"}
+    finally:
+        from stub_engine import scripted
+
+        engine.respond = scripted
