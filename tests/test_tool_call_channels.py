@@ -49,3 +49,27 @@ def test_the_call_reaches_both_sdks(server, generated):
         from stub_engine import scripted
 
         engine.respond = scripted
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content", "thinking"])
+def test_reasoning_sent_back_is_kept_across_a_tool_turn(server, field):
+    import httpx
+
+    from stub_engine import tokenizer
+
+    url, engine = server
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    messages = [{"role": "user", "content": "weather in Oslo?"},
+                {"role": "assistant", "content": "", field: "I should look the weather up.", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "grey"}'}]
+    r = httpx.post(url + "/v1/chat/completions", json={"model": "tiny", "messages": messages, "tools": [WEATHER]})
+    assert r.status_code == 200, r.text
+    prompt = tokenizer().decode(list(engine.requests[-1].prompt))
+    assert "<|channel|>analysis<|message|>I should look the weather up.<|end|>" in prompt
+    if field == "thinking":  # Ollama's native field, on /api/chat
+        native = [dict(m, tool_calls=[{"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}])
+                  if m["role"] == "assistant" else m for m in messages]
+        r = httpx.post(url + "/api/chat", json={"model": "tiny", "messages": native, "tools": [WEATHER], "stream": False})
+        assert r.status_code == 200, r.text
+        prompt = tokenizer().decode(list(engine.requests[-1].prompt))
+        assert "<|channel|>analysis<|message|>I should look the weather up.<|end|>" in prompt
