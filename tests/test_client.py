@@ -129,8 +129,8 @@ def test_server_errors_become_ossy_errors(client):
         client.show("nope")
     with pytest.raises(NotFoundError, match="not found"):
         list(client.chat("nope", [{"role": "user", "content": "hi"}]))
-    with pytest.raises(OssyError, match="option"):
-        client.chat("tiny", [{"role": "user", "content": "hi"}], stream=False, options={"bogus": 1})
+    with pytest.raises(OssyError, match="options.temperature"):
+        client.chat("tiny", [{"role": "user", "content": "hi"}], stream=False, options={"temperature": "hot"})
 
 
 def test_nothing_listening_is_a_one_line_error():
