@@ -179,6 +179,15 @@ class Turn:
         if self._generation is not None and not self._finished:
             self._generation.cancel()
 
+    async def complete(self) -> "Result":
+        """Run the turn to its end without streaming it (cancelled if the caller goes away)."""
+        try:
+            async for _ in self.stream():
+                pass
+        finally:
+            self.cancel()
+        return self.result
+
     async def stream(self):
         assert self._generation is not None, "call start() first"
         tok = self.model.tokenizer

@@ -232,12 +232,7 @@ def register(app: FastAPI, state: State) -> None:
         ident = message_id()
         if body.stream:
             return StreamResponse(_events(turn, body, ident, show_thinking), SSE)
-        try:
-            async for _ in turn.stream():
-                pass
-        finally:
-            turn.cancel()
-        r = turn.result
+        r = await turn.complete()
         content: list[dict] = []
         if show_thinking and r.thinking:
             content.append({"type": "thinking", "thinking": r.thinking, "signature": ""})

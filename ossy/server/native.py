@@ -500,12 +500,7 @@ async def _run(state: State, model, req: ChatRequest, body, started: int, shape)
                 turn.cancel()
 
         return StreamResponse(lines(), NDJSON)
-    try:
-        async for _ in turn.stream():
-            pass
-    finally:
-        turn.cancel()
-    result = turn.result
+    result = await turn.complete()
     out = shape(name, TextChunk("content", result.content))
     if shape is _chat_chunk:
         if result.thinking:
