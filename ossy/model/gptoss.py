@@ -103,10 +103,10 @@ def swiglu(h: torch.Tensor, alpha: float, limit: float) -> torch.Tensor:
     return gate * torch.sigmoid(alpha * gate) * (linear + 1)
 
 
-def route(h: torch.Tensor, router: torch.Tensor, router_bias: torch.Tensor, k: int):
+def route(h: torch.Tensor, router: torch.Tensor, router_bias: torch.Tensor, k: int, linear=F.linear):
     """h [N, H] -> (chosen [N, K] experts, weights [N, K]): top-k on the raw router logits, then a
-    softmax over the K chosen only (in h's dtype)."""
-    logits = F.linear(h, router, router_bias)  # [N, E]
+    softmax over the K chosen only (in h's dtype). `linear` computes the logits (F.linear's math)."""
+    logits = linear(h, router, router_bias)  # [N, E]
     top, chosen = logits.topk(k, dim=-1)  # [N, K]
     return chosen, top.softmax(dim=-1)
 
@@ -353,7 +353,7 @@ class GptOss:
     def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
         c = self.config
         if self.kernels is not None and isinstance(layer.experts, PackedExperts):
-            chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok)
+            chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok, self._linear)
             return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
         return mixture_of_experts(h, layer.router, layer.router_bias, layer.experts, c.num_experts_per_tok,
                                   c.swiglu_alpha, c.swiglu_limit)
