@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ VOCAB = SHARED / "vocab"
 
 # openai-harmony reads its vocab from here (offline, hash-checked); must be set before first use.
 os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(VOCAB))
+# What a server writes to its home (stored responses...) never lands in the real ~/.ossy.
+os.environ.setdefault("OSSY_HOME", tempfile.mkdtemp(prefix="ossy-test-home-"))
 
 
 @pytest.fixture(scope="session")

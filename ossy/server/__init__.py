@@ -30,6 +30,7 @@ from ossy.errors import USER_ERRORS, NotFoundError, OssyError
 from ossy.server import anthropic, native, openai, responses
 from ossy.server.guard import Guard
 from ossy.server.http import error_response, log
+from ossy.server.response_store import ResponseStore
 from ossy.server.state import State
 from ossy.store import Library
 
@@ -73,7 +74,8 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
 
         library = library or Library.from_settings(settings)
         resolver = StoreResolver(library, default_num_ctx=settings.context_length)
-    state = State(engine=engine, resolver=resolver, library=library, create_root=settings.create_root)
+    state = State(engine=engine, resolver=resolver, library=library, create_root=settings.create_root,
+                  responses=ResponseStore(settings.home / "responses"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

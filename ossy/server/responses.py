@@ -1,11 +1,13 @@
-"""OpenAI's Responses API (`POST /v1/responses`, `GET /v1/responses/{id}`) over the same `Turn`.
+"""OpenAI's Responses API (`/v1/responses` and its stored responses) over the same `Turn`.
 
 Owns: translating input items (messages, function_call, function_call_output, reasoning),
 `instructions`, function tools, `reasoning.effort`, `text.format`, `max_output_tokens` into a
 `ChatRequest`; building the response object and its output items (reasoning, message,
-function_call); the named SSE events of a streamed response; and `previous_response_id`, kept in
-an in-memory store (the last `MAX_STORED_RESPONSES` responses with `store` not false; lost on
-restart). As OpenAI does, the instructions of a previous response are not carried over.
+function_call); the named SSE events of a streamed response; and the stateful part: responses with
+`store` not false are kept (`ossy.server.response_store`: files under OSSY_HOME, so they survive a
+restart) for `previous_response_id`, `GET /v1/responses/{id}`, `.../input_items` and `DELETE`;
+`.../cancel` says background responses are not supported. As OpenAI does, the instructions of a
+previous response are not carried over.
 Reasoning is returned in full as a `reasoning_text` content part (not a summary).
 """
 
@@ -16,6 +18,7 @@ import secrets
 import time
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -255,7 +258,8 @@ def register(app: FastAPI, state: State) -> None:
                     reply["reasoning_content"] = r.thinking
                 if r.tool_calls:
                     reply["tool_calls"] = [c.openai() for c in r.tool_calls]
-                state.remember(response["id"], {"messages": messages + [reply], "response": response})
+                state.remember(response["id"], {"messages": messages + [reply], "response": response,
+                                                "input_items": input_items(body.input)})
             return response
 
         if body.stream:
@@ -309,11 +313,42 @@ def register(app: FastAPI, state: State) -> None:
             turn.cancel()
         return JSONResponse(finish())
 
-    @app.get("/v1/responses/{response_id}")
-    async def get(response_id: str):
+    def stored(response_id: str) -> dict:
         record = state.responses.get(response_id)
         if record is None:
             error = NotFoundError(f"response '{response_id}' not found")
             error.code = "not_found"
             raise error
-        return record["response"]
+        return record
+
+    @app.get("/v1/responses/{response_id}")
+    async def get(response_id: str):
+        return (await anyio.to_thread.run_sync(stored, response_id))["response"]
+
+    @app.get("/v1/responses/{response_id}/input_items")
+    async def get_input_items(response_id: str):
+        items = (await anyio.to_thread.run_sync(stored, response_id)).get("input_items", [])
+        return {"object": "list", "data": items, "first_id": items[0]["id"] if items else None,
+                "last_id": items[-1]["id"] if items else None, "has_more": False}
+
+    @app.delete("/v1/responses/{response_id}")
+    async def delete(response_id: str):
+        await anyio.to_thread.run_sync(stored, response_id)
+        await anyio.to_thread.run_sync(state.responses.delete, response_id)
+        return {"id": response_id, "object": "response", "deleted": True}
+
+    @app.post("/v1/responses/{response_id}/cancel")
+    async def cancel(response_id: str):
+        await anyio.to_thread.run_sync(stored, response_id)
+        raise RequestError("only background responses can be cancelled, and this server runs none "
+                           "(background is not supported)", param="response_id")
+
+
+def input_items(value) -> list[dict]:
+    """The request's input as items with ids, as `GET /v1/responses/{id}/input_items` lists them."""
+    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}] \
+        if isinstance(value, str) else [dict(item) for item in value]
+    for item in items:
+        item.setdefault("type", "message")
+        item.setdefault("id", _id("msg" if item["type"] == "message" else "item"))
+    return items

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +16,8 @@ import anyio
 
 from ossy.chat import ChatRequest, Turn
 from ossy.engine.protocol import Engine, ModelResolver, ResolvedModel
+from ossy.server.response_store import ResponseStore
 from ossy.store import Library
-
-MAX_STORED_RESPONSES = 1000
-
 
 @dataclass
 class State:
@@ -28,7 +25,7 @@ class State:
     resolver: ModelResolver
     library: Library | None = None  # /api/tags, show, create, copy, delete; None: those answer 501
     create_root: Path | None = None  # OSSY_CREATE_ROOT: /api/create may read `from` directories below it
-    responses: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)  # /v1/responses store
+    responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # /v1/responses store
     started: float = field(default_factory=time.time)
     _ids: itertools.count = field(default_factory=itertools.count)
 
@@ -48,6 +45,4 @@ class State:
         return f"{next(self._ids):06d}-{secrets.token_hex(4)}"
 
     def remember(self, response_id: str, record: dict) -> None:
-        self.responses[response_id] = record
-        while len(self.responses) > MAX_STORED_RESPONSES:
-            self.responses.popitem(last=False)
+        self.responses.put(response_id, record)
