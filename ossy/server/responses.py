@@ -23,9 +23,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, check_tools
-from ossy.errors import NotFoundError
-from ossy.server.http import StreamResponse, parse_body, sse
-from ossy.server.openai import (SSE, _Body, _stream_error, effort_of, options_of, response_format_of,
+from ossy.errors import NotFoundError, OssyError
+from ossy.server.http import StreamResponse, log, parse_body, sse
+from ossy.server.openai import (SSE, _Body, effort_of, options_of, response_format_of,
                                 tool_choice_of)
 from ossy.server.state import State
 
@@ -139,6 +139,12 @@ def chat_tools(tools) -> list[dict] | None:
     return check_tools(out)
 
 
+def echoed_tools(tools) -> list[dict]:
+    """The request's function tools as a response echoes them: every field the spec requires."""
+    return [{"type": "function", "name": t.get("name"), "description": t.get("description"),
+             "parameters": t.get("parameters"), "strict": bool(t.get("strict", False))} for t in tools or []]
+
+
 def _id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
@@ -229,20 +235,29 @@ def register(app: FastAPI, state: State) -> None:
                                format=fmt, options=options_of(body, body.max_output_tokens),
                                top_logprobs=body.top_logprobs or 0, overflow="error")
         turn = await state.start(model, request_)
-        response = {"id": _id("resp"), "object": "response", "created_at": int(time.time()), "status": "in_progress",
-                    "model": body.model, "output": [], "instructions": body.instructions, "tools": body.tools or [],
-                    "tool_choice": body.tool_choice or "auto", "parallel_tool_calls": True,
-                    "temperature": body.temperature, "top_p": body.top_p, "max_output_tokens": body.max_output_tokens,
+        used = turn.options.sampling  # the values the engine samples with (request < Modelfile < defaults)
+        extra = body.model_extra or {}
+        response = {"id": _id("resp"), "object": "response", "created_at": int(time.time()), "completed_at": None,
+                    "status": "in_progress", "model": body.model, "output": [], "instructions": body.instructions,
+                    "tools": echoed_tools(body.tools), "tool_choice": body.tool_choice or "auto",
+                    "parallel_tool_calls": True, "truncation": "disabled", "temperature": used.temperature,
+                    "top_p": used.top_p, "presence_penalty": used.presence_penalty,
+                    "frequency_penalty": used.frequency_penalty, "top_logprobs": used.top_logprobs,
+                    "max_output_tokens": body.max_output_tokens, "max_tool_calls": None,
                     "previous_response_id": body.previous_response_id,
                     "reasoning": {"effort": (body.reasoning or {}).get("effort"), "summary": None},
                     "text": {"format": (body.text or {}).get("format") or {"type": "text"}}, "error": None,
-                    "incomplete_details": None, "metadata": body.metadata or {}, "store": body.store, "usage": None}
+                    "incomplete_details": None, "metadata": body.metadata or {}, "store": body.store,
+                    "background": False, "service_tier": "default", "user": extra.get("user"),
+                    "safety_identifier": extra.get("safety_identifier"),
+                    "prompt_cache_key": extra.get("prompt_cache_key"), "usage": None}
         output = Output()
 
         def finish() -> dict:
             r = turn.result
             response["output"] = output.items
             response["status"] = "incomplete" if r.done_reason == "length" else "completed"
+            response["completed_at"] = int(time.time())
             if r.done_reason == "length":
                 response["incomplete_details"] = {"reason": "max_output_tokens"}
             response["usage"] = {"input_tokens": r.prompt_tokens,
@@ -298,8 +313,15 @@ def register(app: FastAPI, state: State) -> None:
                         yield event(kind, payload)
                     final = finish()
                     yield whole("response.incomplete" if final["status"] == "incomplete" else "response.completed")
-                except Exception as e:
-                    yield _stream_error(e)
+                except Exception as e:  # after the 200: an `error` event, then `response.failed`
+                    log.error("responses stream failed: %s", e, exc_info=not isinstance(e, OssyError))
+                    message = str(e) if isinstance(e, OssyError) else "internal server error"
+                    code = getattr(e, "code", None) or ("server_error" if not isinstance(e, OssyError) else "invalid_request")
+                    yield sse({"type": "error", "sequence_number": seq, "code": code, "message": message,
+                               "param": getattr(e, "param", None)}, event="error")
+                    seq += 1
+                    response.update(status="failed", error={"code": code, "message": message})
+                    yield whole("response.failed")
                 finally:
                     turn.cancel()
 
