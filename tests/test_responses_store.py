@@ -83,3 +83,22 @@ def test_an_error_mid_stream_is_an_error_event_then_response_failed(tmp_path):
     assert events[-2]["message"] == "internal server error" and events[-2]["code"] == "server_error"
     failed = events[-1]["response"]
     assert failed["status"] == "failed" and failed["error"]["message"] == "internal server error"
+
+
+def test_codex_shaped_tools_namespaces_are_flattened_and_server_tools_left_out(tmp_path):
+    import httpx
+
+    fn = {"type": "function", "name": "exec_command", "description": "Run a command", "strict": False,
+          "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}}
+    spawn = {"type": "function", "name": "spawn_agent", "parameters": {"type": "object", "properties": {}}}
+    tools = [fn, {"type": "namespace", "name": "multi_agent_v1", "description": "agents", "tools": [spawn]},
+             {"type": "web_search", "external_web_access": False}]
+    body = {"model": "tiny", "input": "Hi", "tools": tools, "reasoning": {"summary": "auto"}, "store": False,
+            "include": ["reasoning.encrypted_content"], "prompt_cache_key": "abc", "parallel_tool_calls": True}
+    with server(tmp_path / "a", tmp_path / "home") as url:
+        r = httpx.post(url + "/v1/responses", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [t["name"] for t in out["tools"]] == ["exec_command", "spawn_agent"]
+    assert out["prompt_cache_key"] == "abc"
+    assert [w["code"] for w in out["warnings"] if w["code"] == "unsupported_tool"] == ["unsupported_tool"]

@@ -127,16 +127,30 @@ def input_messages(items) -> list[dict]:
     return out
 
 
-def chat_tools(tools) -> list[dict] | None:
+def function_tools(tools, warnings: list[dict]) -> list[dict]:
+    """The request's function tools, those inside `namespace` tools (Codex groups some so)
+    included; other kinds (web_search, file_search...) are left out with a warning: gpt-oss has
+    only the functions a client runs."""
+    out = []
+    for i, tool in enumerate(tools or []):
+        kind = tool.get("type")
+        if kind == "namespace":
+            out += function_tools(tool.get("tools") or [], warnings)
+        elif kind == "function":
+            if not tool.get("name"):
+                raise RequestError(f"tools.{i}: a function tool needs a name", param=f"tools.{i}")
+            out.append(tool)
+        else:
+            warnings.append({"code": "unsupported_tool", "detail": f"tools.{i} of type {kind!r} is not available; "
+                                                                   f"left out (only function tools are)"})
+    return out
+
+
+def chat_tools(tools: list[dict]) -> list[dict] | None:
     if not tools:
         return None
-    out = []
-    for i, tool in enumerate(tools):
-        if tool.get("type") != "function" or not tool.get("name"):
-            raise RequestError(f"tools.{i}: only function tools are supported", param=f"tools.{i}")
-        out.append({"type": "function", "function": {"name": tool["name"], "description": tool.get("description") or "",
-                                                     "parameters": tool.get("parameters")}})
-    return check_tools(out)
+    return check_tools([{"type": "function", "function": {"name": t["name"], "description": t.get("description") or "",
+                                                          "parameters": t.get("parameters")}} for t in tools])
 
 
 def echoed_tools(tools) -> list[dict]:
@@ -224,7 +238,9 @@ def register(app: FastAPI, state: State) -> None:
                 raise error
             history = list(record["messages"])
         model = await state.resolve(body.model)
-        tools = chat_tools(body.tools)
+        warnings: list[dict] = []
+        functions = function_tools(body.tools, warnings)
+        tools = chat_tools(functions)
         new = input_messages(body.input)
         messages = history + new
         instructions = [{"role": "developer", "content": body.instructions}] if body.instructions else []
@@ -233,13 +249,13 @@ def register(app: FastAPI, state: State) -> None:
                                tool_choice=tool_choice_of(body.tool_choice, tools),
                                think=effort_of((body.reasoning or {}).get("effort"), param="reasoning.effort"),
                                format=fmt, options=options_of(body, body.max_output_tokens),
-                               top_logprobs=body.top_logprobs or 0, overflow="error")
+                               top_logprobs=body.top_logprobs or 0, overflow="error", warnings=warnings)
         turn = await state.start(model, request_)
         used = turn.options.sampling  # the values the engine samples with (request < Modelfile < defaults)
         extra = body.model_extra or {}
         response = {"id": _id("resp"), "object": "response", "created_at": int(time.time()), "completed_at": None,
                     "status": "in_progress", "model": body.model, "output": [], "instructions": body.instructions,
-                    "tools": echoed_tools(body.tools), "tool_choice": body.tool_choice or "auto",
+                    "tools": echoed_tools(functions), "tool_choice": body.tool_choice or "auto",
                     "parallel_tool_calls": True, "truncation": "disabled", "temperature": used.temperature,
                     "top_p": used.top_p, "presence_penalty": used.presence_penalty,
                     "frequency_penalty": used.frequency_penalty, "top_logprobs": used.top_logprobs,
