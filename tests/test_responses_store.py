@@ -102,3 +102,15 @@ def test_codex_shaped_tools_namespaces_are_flattened_and_server_tools_left_out(t
     assert [t["name"] for t in out["tools"]] == ["exec_command", "spawn_agent"]
     assert out["prompt_cache_key"] == "abc"
     assert [w["code"] for w in out["warnings"] if w["code"] == "unsupported_tool"] == ["unsupported_tool"]
+
+
+def test_an_image_to_a_text_only_model_is_a_400_naming_its_capabilities(tmp_path):
+    with server(tmp_path / "a", tmp_path / "home") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="ossy", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as e:
+            client.responses.create(model="tiny", input=[{"role": "user", "content": [
+                {"type": "input_text", "text": "What is this?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,AA==", "detail": "auto"}]}])
+    assert e.value.body["param"] == "input.0.content.1"
+    assert "model 'tiny' cannot read input_image (it has no vision capability; its capabilities are completion, " \
+           "tools, thinking)" in e.value.body["message"]

@@ -72,6 +72,18 @@ def _text(content, param: str) -> str:
     return "".join(parts)
 
 
+def refuse_images(items, name: str, capabilities) -> None:
+    """A 400 naming what the model can do when the input holds an image it cannot read."""
+    if "vision" in capabilities or isinstance(items, str):
+        return
+    for i, item in enumerate(items or []):
+        for j, part in enumerate(item.get("content") or [] if isinstance(item.get("content"), list) else []):
+            if isinstance(part, dict) and part.get("type") in ("input_image", "input_file"):
+                raise RequestError(f"input.{i}.content.{j}: model '{name}' cannot read {part['type']} (it has no "
+                                   f"vision capability; its capabilities are {', '.join(capabilities)})",
+                                   param=f"input.{i}.content.{j}")
+
+
 def input_messages(items) -> list[dict]:
     """Responses input items -> OpenAI chat messages. Consecutive assistant-side items (reasoning,
     an assistant message, function calls) make one assistant message, as harmony renders them."""
@@ -241,6 +253,7 @@ def register(app: FastAPI, state: State) -> None:
         warnings: list[dict] = []
         functions = function_tools(body.tools, warnings)
         tools = chat_tools(functions)
+        refuse_images(body.input, body.model, model.capabilities)
         new = input_messages(body.input)
         messages = history + new
         instructions = [{"role": "developer", "content": body.instructions}] if body.instructions else []
