@@ -2,7 +2,7 @@
 
 nano ships inside the package (a demo-sized model with the gpt-oss architecture, trained by
 `ossy train`; not gpt-oss-20b). The demo makes a small project folder, then runs what a user
-runs: `ossy show nano`, then one agent task, `ossy run nano --tools fs,shell,system`, in which
+runs: `ossy pull nano` (from the package, offline), `ossy show nano`, then one agent task, `ossy run nano --tools fs,shell,system`, in which
 the model reasons in the analysis channel, calls a tool, ossy runs it (path checks, sandbox,
 audit) and feeds the result back, and the model writes its answer (nano's answers after a tool
 result are often wrong: see the README); then `ossy audit` lists the call. Everything is written
@@ -40,6 +40,7 @@ def main() -> None:
             (workspace / name).write_text(text)
         env = {**os.environ, "OSSY_HOME": str(root / "home"), "OLLAMA_MODELS": str(root / "no-ollama"),
                "OSSY_HOST": "127.0.0.1:1"}  # no server: the CLI runs the model in this process
+        ossy("pull", "nano", env=env)  # from the ossy package: no network
         ossy("show", "nano", env=env)
         print(f"\n# a project folder at {workspace}: {', '.join(FILES)}")
         ossy("run", "nano", "--think", "low", "--tools", "fs,shell,system", "--workspace", str(workspace), TASK,

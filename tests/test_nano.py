@@ -59,6 +59,8 @@ def test_pull_list_and_show_nano_on_a_fresh_home(tmp_path):
     env = env_for(tmp_path / "home", tmp_path / "no-ollama")
     listed = run_ossy(env, "list")
     assert listed.returncode == 0 and listed.stdout.splitlines()[1:] == [] and not (tmp_path / "home").exists()
+    missing = run_ossy(env, "show", "nano")
+    assert missing.returncode == 1 and "it ships with ossy: 'ossy pull nano' stores it" in missing.stderr
     pulled = run_ossy(env, "pull", "nano")  # from the ossy package: no network
     assert pulled.returncode == 0 and pulled.stderr.splitlines()[-1] == "success", pulled.stderr
     listed = run_ossy(env, "list")

@@ -155,7 +155,7 @@ def run_verify(args: argparse.Namespace) -> int:
 # -- show --------------------------------------------------------------------------------------
 def show_named(args: argparse.Namespace) -> int:
     """`ossy show NAME [--modelfile|--template|--system|--parameters|--license|--verbose]`."""
-    model = Library.from_settings().get(args.model)
+    model = get_or_hint(Library.from_settings(), args.model)
     if args.modelfile:
         text = modelfile_text(model)
     elif args.template:
@@ -170,6 +170,20 @@ def show_named(args: argparse.Namespace) -> int:
         text = _info(model, verbose=args.verbose)
     print(text, end="" if not text or text.endswith("\n") else "\n")
     return 0
+
+
+def get_or_hint(library: Library, name: str) -> Model:
+    """`library.get(name)`; a bundled model not stored yet says how to store it (no network)."""
+    from ossy.bundled import bundled
+    from ossy.errors import NotFoundError
+
+    try:
+        return library.get(name)
+    except NotFoundError:
+        if parse_name(name) in bundled():
+            raise NotFoundError(f"model '{name}' not found; it ships with ossy: 'ossy pull {name}' stores it "
+                                f"(no network needed)") from None
+        raise
 
 
 def modelfile_text(model: Model) -> str:
