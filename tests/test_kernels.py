@@ -12,7 +12,7 @@ import torch
 import ossy
 from ossy.errors import USER_ERRORS
 from ossy.model import native
-from ossy.model.gptoss import GptOss, mixture_of_experts, route
+from ossy.model.gptoss import mixture_of_experts, route
 from ossy.model.mxfp4 import PackedExperts, quantize
 from store_util import make_checkpoint
 

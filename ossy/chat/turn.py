@@ -437,9 +437,4 @@ async def run(engine: Engine, model: ResolvedModel, request: ChatRequest) -> Res
     """A whole turn, not streamed."""
     turn = Turn(engine, model, request)
     await turn.start()
-    try:
-        async for _ in turn.stream():
-            pass
-    finally:
-        turn.cancel()
-    return turn.result
+    return await turn.complete()

@@ -212,8 +212,9 @@ def message_id() -> str:
     return f"msg_{secrets.token_hex(12)}"
 
 
-def stop_reason(result, stop_sequences: list[str] | None) -> tuple[str, str | None]:
-    return STOP_REASONS.get(result.done_reason, "end_turn"), None
+def stop_reason(result) -> str:
+    """Anthropic's stop reason (a stop string reads as end_turn: the turn does not say which one hit)."""
+    return STOP_REASONS.get(result.done_reason, "end_turn")
 
 
 def usage(result) -> dict:
@@ -240,9 +241,8 @@ def register(app: FastAPI, state: State) -> None:
             content.append({"type": "text", "text": r.content})
         for call in r.tool_calls:
             content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call.arguments)})
-        reason, sequence = stop_reason(r, body.stop_sequences)
         return JSONResponse({"id": ident, "type": "message", "role": "assistant", "model": body.model,
-                             "content": content, "stop_reason": reason, "stop_sequence": sequence,
+                             "content": content, "stop_reason": stop_reason(r), "stop_sequence": None,
                              "usage": usage(r)})
 
     @app.post("/v1/messages/count_tokens")
@@ -329,8 +329,7 @@ async def _events(turn: Turn, body: MessagesBody, ident: str, show_thinking: boo
                 yield line
         for line in close():
             yield line
-        reason, sequence = stop_reason(r, body.stop_sequences)
-        yield event("message_delta", delta={"stop_reason": reason, "stop_sequence": sequence},
+        yield event("message_delta", delta={"stop_reason": stop_reason(r), "stop_sequence": None},
                     usage={"output_tokens": r.completion_tokens})
         yield event("message_stop")
     except Exception as e:  # after the 200: Anthropic's error event
