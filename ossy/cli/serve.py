@@ -14,7 +14,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", aliases=["start"], help="Start the API server (Ollama and OpenAI APIs)")
+    p = subparsers.add_parser("serve", aliases=["start"], help="Start the API server (Ollama, OpenAI and Anthropic APIs)")
     p.add_argument("--host", help="address to listen on, HOST[:PORT] (default: OSSY_HOST or 127.0.0.1:11434)")
     p.add_argument("--port", type=int, help="port to listen on (overrides the one in --host / OSSY_HOST)")
     p.set_defaults(func=run)
