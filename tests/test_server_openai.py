@@ -242,7 +242,7 @@ def test_responses_streaming_events(client):
     events = list(client.responses.create(model="tiny", input="Hi", stream=True))
     types = [e.type for e in events]
     assert types[:2] == ["response.created", "response.in_progress"] and types[-1] == "response.completed"
-    assert "response.reasoning_text.delta" in types and "response.output_text.done" in types
+    assert "response.reasoning.delta" in types and "response.output_text.done" in types  # the spec's names
     assert [e.sequence_number for e in events] == list(range(len(events)))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == "Hello! How can I help?" and events[-1].response.output_text == text
@@ -250,8 +250,11 @@ def test_responses_streaming_events(client):
     done = [e for e in events if e.type == "response.function_call_arguments.done"]
     assert json.loads(done[0].arguments) == {"city": "Paris"}
     with client.responses.stream(model="tiny", input="Hi") as stream:
+        reasoning = [e.delta for e in stream if e.type == "response.reasoning.delta"]
         final = stream.get_final_response()
     assert final.output_text == "Hello! How can I help?"
+    # the SDK's stream helper passes the spec's reasoning events on, and keeps the reasoning item
+    assert "".join(reasoning) == final.output[0].content[0].text and final.output[0].type == "reasoning"
 
 
 def test_responses_json_schema(client, server):

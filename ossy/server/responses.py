@@ -8,7 +8,9 @@ function_call); the named SSE events of a streamed response; and the stateful pa
 restart) for `previous_response_id`, `GET /v1/responses/{id}`, `.../input_items` and `DELETE`;
 `.../cancel` says background responses are not supported. As OpenAI does, the instructions of a
 previous response are not carried over.
-Reasoning is returned in full as a `reasoning_text` content part (not a summary).
+Reasoning is returned in full as a `reasoning_text` content part (not a summary), streamed as the
+spec's `response.reasoning.delta`/`.done` events. Every response and event is checked against the
+Open Responses OpenAPI document in the tests (tests/fixtures/openresponses).
 """
 
 from __future__ import annotations
@@ -204,10 +206,9 @@ class Output:
                 part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
                 events += self._open({"type": "message", "id": _id("msg"), "status": "in_progress",
                                       "role": "assistant", "content": [part]})
-                events.append(("response.content_part.added",
-                               {"content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}))
+                events.append(("response.content_part.added", {"content_index": 0, "part": dict(part)}))
         self.open["content"][0]["text"] += chunk.text
-        delta = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
+        delta = "response.reasoning.delta" if kind == "reasoning" else "response.output_text.delta"
         payload = {"content_index": 0, "delta": chunk.text}
         if kind == "message":
             payload["logprobs"] = []
@@ -228,7 +229,7 @@ class Output:
         if item["type"] == "function_call":
             events.append(("response.function_call_arguments.done", {"arguments": item["arguments"]}))
         elif item["type"] == "reasoning":
-            events.append(("response.reasoning_text.done", {"content_index": 0, "text": item["content"][0]["text"]}))
+            events.append(("response.reasoning.done", {"content_index": 0, "text": item["content"][0]["text"]}))
         else:
             part = item["content"][0]
             events.append(("response.output_text.done", {"content_index": 0, "text": part["text"], "logprobs": []}))
@@ -346,8 +347,11 @@ def register(app: FastAPI, state: State) -> None:
                     log.error("responses stream failed: %s", e, exc_info=not isinstance(e, OssyError))
                     message = str(e) if isinstance(e, OssyError) else "internal server error"
                     code = getattr(e, "code", None) or ("server_error" if not isinstance(e, OssyError) else "invalid_request")
-                    yield sse({"type": "error", "sequence_number": seq, "code": code, "message": message,
-                               "param": getattr(e, "param", None)}, event="error")
+                    error = {"type": "server_error" if not isinstance(e, OssyError) else "invalid_request_error",
+                             "code": code, "message": message, "param": getattr(e, "param", None)}
+                    # the spec nests the error; the openai SDK's ResponseErrorEvent reads it flat: both
+                    yield sse({"type": "error", "sequence_number": seq, "error": error, "code": code,
+                               "message": message, "param": error["param"]}, event="error")
                     seq += 1
                     response.update(status="failed", error={"code": code, "message": message})
                     yield whole("response.failed")
