@@ -189,8 +189,9 @@ def test_bad_json_arguments_come_back_as_an_error_the_model_reads(workspace, aud
     broken, duplicate = tool_messages(result)
     assert broken.startswith("Error: invalid arguments for read_note: not valid JSON")
     assert duplicate == 'Error: invalid arguments for read_note: duplicate key "path"'
+    assert result.calls[0][0].error.startswith("the arguments of 'read_note' are not JSON")  # data, not content
     first = result.messages[1]
-    assert first["content"] == "Reading it now."  # the preamble; the broken arguments became the call's
+    assert first["content"] == "Reading it now."  # the preamble; the broken arguments are the call's
     assert first["tool_calls"][0]["function"] == {"name": "read_note", "arguments": "path is a.txt, please"}
     assert "<|message|>path is a.txt, please<|call|>" in script.prompts[1]  # the model sees what it sent
     assert "Error: invalid arguments for read_note" in script.prompts[1]
@@ -309,8 +310,9 @@ def test_client_model_over_the_native_api(tmp_path, workspace, audit, monkeypatc
     from ossy.client import Client
     from ossy.server import create_app
 
-    script = Script(analysis("Reading.") + call("functions.read_note", '{"path": "a.txt"}'),
-                    call("python", "print(1)"), final("It says hello."))
+    script = Script(analysis("Reading.") + call("functions.read_note", "a.txt"),
+                    call("functions.read_note", '{"path": "a.txt"}'), call("python", "print(1)"),
+                    final("It says hello."))
     library, resolver = roomy_library(tmp_path, {"tiny": "FROM {checkpoint}\n"})
     engine = StubEngine(tokenizer(), script)
     python = Tool("python", "python", "Run code.", {**OBJECT, "properties": {"code": {"type": "string"}}},
@@ -327,11 +329,15 @@ def test_client_model_over_the_native_api(tmp_path, workspace, audit, monkeypatc
         by_name = ossy.agent.run("tiny", ASK, workspace=workspace)
     assert by_name.answer == "Read it." and tool_messages(by_name) == ["hello from a\nsecond line\n"]
     assert [r["tool"] for r in AuditLog.default(tmp_path / "home").query()] == ["read_file"]
-    assert result.answer == "It says hello." and result.steps == 2
-    assert tool_messages(result) == ["hello from a\nsecond line\n", "ran 'print(1)'"]
-    assert result.messages[3]["tool_calls"][0]["function"]["arguments"] == "print(1)"  # code, as written
-    assert "<|start|>functions.read_note to=assistant<|channel|>commentary<|message|>hello from a" in script.prompts[1]
-    assert "<|channel|>analysis<|message|>Reading.<|end|>" in script.prompts[1]
+    assert result.answer == "It says hello." and result.steps == 3
+    invalid, read, ran = tool_messages(result)
+    assert invalid.startswith("Error: invalid arguments for read_note: not valid JSON")
+    assert (read, ran) == ("hello from a\nsecond line\n", "ran 'print(1)'")
+    # the invalid call crossed the native API as data: its text as written, and the error
+    assert result.calls[0][0].arguments == "a.txt" and "not JSON" in result.calls[0][0].error
+    assert result.messages[5]["tool_calls"][0]["function"]["arguments"] == "print(1)"  # code, as written
+    assert "<|start|>functions.read_note to=assistant<|channel|>commentary<|message|>hello from a" in script.prompts[2]
+    assert "<|channel|>analysis<|message|>Reading.<|end|>" in script.prompts[2]
     assert result.last.stats["eval_count"] > 0 and engine.requests[0].max_tokens == 60
 
 

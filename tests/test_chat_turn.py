@@ -119,8 +119,11 @@ def test_tool_call_and_malformed_call():
     assert "type get_weather" in tokenizer().decode(list(engine.requests[0].prompt))
     bad = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>ls -R ~<|call|>"
     result, _ = turn_result(bad, ChatRequest(messages=USER, tools=tools))
-    assert result.tool_calls == [] and "ls -R ~" in result.content
-    assert any(w["code"] == "invalid_tool_call" for w in result.warnings) and result.done_reason == "stop"
+    # an invalid call is data: the call, its arguments as written, and why
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("get_weather", "ls -R ~")]
+    assert result.tool_calls[0].error.startswith("the arguments of 'get_weather' are not JSON")
+    assert result.content == "" and result.done_reason == "tool_calls"
+    assert [w["code"] for w in result.warnings] == ["invalid_arguments"]
 
 
 def test_tool_choice_named_prefills_the_call():

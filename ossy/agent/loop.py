@@ -12,11 +12,13 @@ the reply joins the conversation as an assistant message (its `thinking` kept, `
 `tool_calls`); each call goes to `Executor.call(name, arguments)` under the name the model
 wrote (`linux.grep`, `fs.read_file`, `functions.read_file` resolve in the registry) and its
 result joins as a `tool` message (`tool_call_id`, `name`, `content` = `ToolResult.text()`).
-A reply without tool calls is the answer. A call whose arguments are not a JSON object, or of a
-name that is not one of the offered tools' (`linux.grep`, `nope`), reaches the chat layer's
-client as content with an `invalid_tool_call` / `unexpected_tool_call` warning; the loop turns it
-back into a call, so the executor resolves the name or the model reads its "invalid arguments" /
-"unknown tool" result and can try again.
+A reply without tool calls is the answer. An invalid call (arguments not a JSON object) comes
+from the chat layer as a call marked with its `error` and goes to the executor like any other;
+the model reads its "invalid arguments" result and can try again. A call of a name that is not
+one of the offered tools' (`linux.grep`, `nope`) reaches a client as content (SDKs fail on a name
+they do not know), with an `unexpected_tool_call` warning holding the call; the loop takes the
+call from the warning and the text off the content, so the executor resolves the name or the
+model reads "unknown tool".
 
 Chain of thought (tools-security.md §0.3): the analysis of the running user turn stays in the
 prompt across its tool calls; the analysis of earlier user turns is left out of the prompt (it
@@ -38,11 +40,10 @@ from ossy.agent.model import ChatModel, ClientModel, Reply, ToolCall
 from ossy.tools.base import Policy, ToolContext, ToolResult
 
 NO_TOOLSETS = ("", "none", "off")
-# What `ossy.chat.turn` writes before a call whose arguments are not a JSON object, returned as
-# content (its SEPARATOR). Not imported: `ossy.chat` loads torch.
+# What `ossy.chat.turn` writes before a call returned as content (its SEPARATOR). Not imported:
+# `ossy.chat` loads torch.
 SEPARATOR = "\n\n"
-REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
-RETURNED_AS_CONTENT = ("invalid_tool_call", "unexpected_tool_call")  # the chat layer's warnings for calls  # as `ossy.harmony.render` reads them
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # as `ossy.harmony.render` reads them
 
 
 # ---- events --------------------------------------------------------------------------------------
@@ -194,14 +195,13 @@ def loop(model: ChatModel, toolbox: Toolbox, messages: list[dict], *, max_steps:
 
 
 def _calls(reply: Reply) -> list[ToolCall]:
-    """The reply's tool calls, plus those the chat layer returned as content because their
-    arguments are not a JSON object or their name is not an offered tool's; their text leaves
-    the content."""
-    broken = [w for w in reply.warnings if w.get("code") in RETURNED_AS_CONTENT and w.get("tool")]
-    for warning in reversed(broken):  # their texts end the content, in order
+    """The reply's tool calls, plus those of names not offered, which the chat layer returned as
+    content (`unexpected_tool_call` warnings hold them); their text leaves the content."""
+    unexpected = [w for w in reply.warnings if w.get("code") == "unexpected_tool_call" and w.get("tool")]
+    for warning in reversed(unexpected):  # their texts end the content, in order
         reply.content = reply.content.removesuffix(str(warning.get("arguments") or "")).removesuffix(SEPARATOR)
-    return list(reply.tool_calls) + [ToolCall(f"call_invalid_{secrets.token_hex(6)}", w["tool"],
-                                              str(w.get("arguments") or "")) for w in broken]
+    return list(reply.tool_calls) + [ToolCall(f"call_{secrets.token_hex(6)}", w["tool"],
+                                              str(w.get("arguments") or "")) for w in unexpected]
 
 
 def _not_run(max_steps: int) -> ToolResult:

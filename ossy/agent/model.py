@@ -31,6 +31,7 @@ class ToolCall:
     id: str
     name: str  # as the model wrote it ("read_file", "linux.grep", "browser.open")
     arguments: str  # a JSON object as text (raw code for `python`), as generated
+    error: str | None = None  # an invalid call (the chat layer's ToolCallChunk.error): why
 
     def openai(self) -> dict:
         return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
@@ -100,7 +101,8 @@ def native_message(message: dict) -> dict:
 def _tool_call(call: dict, index: int) -> ToolCall:
     function = call.get("function") or {}
     name = str(function.get("name") or "")
-    return ToolCall(str(call.get("id") or f"call_{index}"), name, _arguments_text(name, function.get("arguments")))
+    return ToolCall(str(call.get("id") or f"call_{index}"), name, _arguments_text(name, function.get("arguments")),
+                    call.get("error"))
 
 
 def _arguments_text(name: str, arguments) -> str:
@@ -140,7 +142,7 @@ class EngineModel:
         finally:
             turn.cancel()
         r = turn.result
-        calls = [ToolCall(c.id, c.name, c.arguments) for c in r.tool_calls]
+        calls = [ToolCall(c.id, c.name, c.arguments, c.error) for c in r.tool_calls]
         return Reply(r.thinking, r.content, calls, r.done_reason, list(r.warnings))
 
     def close(self) -> None:

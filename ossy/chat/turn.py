@@ -20,12 +20,15 @@ What a turn yields, in order of generation:
                                JSON broke after a valid prefix), the stream's arguments stay as
                                sent and a warning `streamed_arguments_differ` carries the final
                                arguments (also in the non-streamed `Result`).
-Never raises on model output. A tool call whose arguments are not a JSON object (and cannot be
-repaired), a call made although tool_choice is "none", or a call of a tool the request did not
-offer (a client's SDK would fail on a name it does not know), comes back as content with a warning
-(`invalid_tool_call` / `unexpected_tool_call`, with the call's `tool` name and raw `arguments`,
-so an agent loop can still answer the call). Stop strings apply to the content only (the
-analysis channel is not the answer); the text that might begin one is held back.
+Never raises on model output. An invalid call travels as data, not as text: a call of an offered
+tool whose arguments are not a JSON object (and cannot be repaired) is a ToolCallChunk with
+`error` saying why and the arguments exactly as written (streamed: the last ToolCallArgs carries
+the `error`, and the deltas add up to the raw arguments), and the parser's `invalid_arguments`
+warning; an agent loop answers it with an error so the model can try again. A call the client did not ask
+for (no tools offered, tool_choice "none", or a tool the request did not offer: a client's SDK
+fails on a name it does not know) comes back as content, with an `unexpected_tool_call` warning
+carrying its `tool` and `arguments`. Stop strings apply to the content only (the analysis channel is not the answer); the
+text that might begin one is held back.
 """
 
 from __future__ import annotations
@@ -79,10 +82,14 @@ class ToolCallChunk:
     index: int  # 0, 1, ... within the turn
     id: str
     name: str
-    arguments: str  # a JSON object as text (raw code for `python`)
+    arguments: str  # a JSON object as text (raw code for `python`; as written when `error`)
+    error: str | None = None  # an invalid call: why (its arguments are not a JSON object)
 
     def openai(self) -> dict:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        call = {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        if self.error:
+            call["error"] = self.error
+        return call
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class ToolCallStart:
 class ToolCallArgs:
     index: int
     text: str  # an argument fragment; a call's fragments concatenate to its arguments
+    error: str | None = None  # on the last fragment of an invalid call: ToolCallChunk.error
 
 
 @dataclass
@@ -285,29 +293,19 @@ class Turn:
         return [TextChunk("content", safe, logprobs)]
 
     def _tool_call(self, event: harmony.ToolCallFinished) -> list:
-        problem = None
         unexpected = self._unexpected(event.name)
         if unexpected is not None:
-            problem = ("unexpected_tool_call", unexpected)
-        elif event.name not in RAW_PAYLOAD_TOOLS:
-            try:
-                ok = isinstance(json.loads(event.arguments), dict)
-            except ValueError:
-                ok = False
-            if not ok:
-                problem = ("invalid_tool_call", f"the arguments of {event.name!r} are not a JSON object; "
-                                                f"returned as content")
-        if problem is not None:
-            self.result.warnings.append({"code": problem[0], "detail": problem[1],
+            self.result.warnings.append({"code": "unexpected_tool_call", "detail": unexpected + "; returned as content",
                                          "tool": event.name, "arguments": event.arguments})
             sep = SEPARATOR if self.result.content else ""
             return self._content(sep + event.arguments)
-        call = ToolCallChunk(len(self.result.tool_calls), event.id, event.name, event.arguments)
+        call = ToolCallChunk(len(self.result.tool_calls), event.id, event.name, event.arguments,
+                             self._invalid(event.name, event.arguments))
         self.result.tool_calls.append(call)
         live, self._live = self._live, None
         if live is None:
             return [call]
-        return self._live_finish(live, call.arguments)
+        return self._live_finish(live, call)
 
     def _unexpected(self, name: str) -> str | None:
         """Why a call of `name` is not passed on as a tool call (None: it is)."""
@@ -316,6 +314,17 @@ class Turn:
         if self.request.tools and not self.prompt.prefill and name not in offered_tools(self.request.tools):
             return f"the model called {name!r}, which is not one of the offered tools"
         return None
+
+    @staticmethod
+    def _invalid(name: str, arguments: str) -> str | None:
+        """Why a call's arguments are invalid (None: they are valid)."""
+        if name in RAW_PAYLOAD_TOOLS:
+            return None
+        try:
+            value = json.loads(arguments)
+        except ValueError as e:
+            return f"the arguments of {name!r} are not JSON ({e})"
+        return None if isinstance(value, dict) else f"the arguments of {name!r} are not a JSON object"
 
     # -- tool-call arguments as deltas (stream_tool_arguments) ---------------------------------
 
@@ -344,16 +353,26 @@ class Turn:
             return self._live_send(live, committed[len(live.sent):])
         return []
 
-    def _live_finish(self, live: _LiveCall, arguments: str) -> list:
+    def _live_finish(self, live: _LiveCall, call: ToolCallChunk) -> list:
+        arguments = call.arguments
+        if call.error is not None:  # the rest as written, and the error on the last fragment
+            out = self._live_send(live, "")
+            if not arguments.startswith(live.sent):
+                self._streamed_differ(live, arguments)
+            return out + [ToolCallArgs(live.start.index, arguments[len(live.sent):] if arguments.startswith(live.sent)
+                                       else "", call.error)]
         if not live.json or not live.sent:
             return self._live_send(live, arguments[len(live.sent):] if not live.json else arguments)
         tail = json_completion(live.sent, live.raw, arguments)
         if tail is None:
-            self.result.warnings.append({"code": "streamed_arguments_differ",
-                                         "detail": f"the streamed arguments of {live.start.name!r} were "
-                                                   f"corrected after they were sent; final: {arguments}"})
+            self._streamed_differ(live, arguments)
             tail = ""
         return self._live_send(live, tail)
+
+    def _streamed_differ(self, live: _LiveCall, arguments: str) -> None:
+        self.result.warnings.append({"code": "streamed_arguments_differ",
+                                     "detail": f"the streamed arguments of {live.start.name!r} were "
+                                               f"corrected after they were sent; final: {arguments}"})
 
     def _logprob_entry(self, token: Token) -> dict:
         tok = self.model.tokenizer
@@ -404,6 +423,15 @@ def json_prefix(raw: str) -> str:
     return candidate if ok else ""
 
 
+def json_closing(sent: str) -> str:
+    """What ends `sent`, the streamed part of an invalid call's arguments (a valid JSON prefix), as
+    a JSON object ("{}" when nothing was sent): for clients whose tool input must be an object."""
+    if not sent:
+        return "{}"
+    closed = jsonrepair._closed(sent)
+    return closed[len(sent):] if closed else ""
+
+
 def escape_control(text: str) -> str:
     """`text` with control characters inside JSON strings escaped (as `json.dumps` writes them)."""
     out, state = [], jsonrepair.OUTSIDE
@@ -418,7 +446,7 @@ def json_completion(sent: str, raw: str, arguments: str) -> str | None:
     try:
         target = json.loads(arguments)
     except ValueError:
-        return None  # invalid arguments: returned as content
+        return None  # invalid arguments: sent as written
     escaped = escape_control(raw.strip())
     candidates = [raw, escaped, jsonrepair._without_trailing_junk(escaped), jsonrepair._closed(escaped),
                   jsonrepair._closed(sent)]

@@ -14,7 +14,9 @@ Does not own: prompts, harmony, the engine (the same `Turn` runs every API).
 Choices: the analysis channel comes back as `thinking` blocks when the request asks for thinking
 (`enabled` or `adaptive`), and is left out otherwise, as Anthropic does; gpt-oss reasons either
 way. Thinking blocks sent back are given to the model as its reasoning; their `signature` is
-neither checked nor made (it is ""). Server tools without an `input_schema` (web search, code
+neither checked nor made (it is ""). An invalid tool call (arguments not a JSON object) is a
+`tool_use` whose input is `{"input": <the text as written>}`, or, when part of it was already
+streamed, that part closed into an object: Anthropic's input is always an object. Server tools without an `input_schema` (web search, code
 execution) are left out with a warning; gpt-oss has none of them. Images are refused (text only).
 """
 
@@ -28,7 +30,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_tools
+from ossy.chat import (ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_tools,
+                       json_closing)
 from ossy.chat.turn import Turn
 from ossy.errors import OssyError
 from ossy.server.http import StreamResponse, log, parse_body, sse
@@ -276,6 +279,7 @@ async def _events(turn: Turn, body: MessagesBody, ident: str, show_thinking: boo
     r = turn.result
     index = -1
     open_kind: str | None = None
+    streamed: dict[int, str] = {}  # a tool call's input_json sent so far, by call index
 
     def close() -> list[bytes]:
         nonlocal open_kind
@@ -319,8 +323,13 @@ async def _events(turn: Turn, body: MessagesBody, ident: str, show_thinking: boo
             elif isinstance(chunk, ToolCallStart):
                 out += open_block("tool_use", {"type": "tool_use", "id": chunk.id, "name": chunk.name, "input": {}})
             elif isinstance(chunk, ToolCallArgs):
+                text = chunk.text
+                if chunk.error is not None:  # an invalid call: its input must still be an object
+                    sent = streamed.get(chunk.index, "")
+                    text = json.dumps(_input(text)) if not sent else json_closing(sent)
+                streamed[chunk.index] = streamed.get(chunk.index, "") + text
                 out.append(event("content_block_delta", index=index,
-                                 delta={"type": "input_json_delta", "partial_json": chunk.text}))
+                                 delta={"type": "input_json_delta", "partial_json": text}))
             elif isinstance(chunk, ToolCallChunk):
                 out += open_block("tool_use", {"type": "tool_use", "id": chunk.id, "name": chunk.name, "input": {}})
                 out.append(event("content_block_delta", index=index,

@@ -9,7 +9,9 @@ Differences from Ollama, on purpose:
   * an unknown key in `options` is ignored as in Ollama, but the last chunk's `warnings` says so;
     a wrong type is a 400 naming the field;
   * tool calls stream as soon as each is complete (one chunk each), not only in the last chunk;
-    a malformed call comes back as content, never as a 500;
+    an invalid call (arguments not a JSON object) keeps its arguments as the
+    text the model wrote and adds `error` (Ollama fails the request instead; its Go and Python
+    clients expect an object there and reject such a call), never a 500;
   * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
   * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages;
   * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension);
@@ -214,12 +216,17 @@ def chat_messages(messages: list[Message]) -> list[dict]:
 
 
 def native_call(call: ToolCallChunk) -> dict:
+    """A tool call as Ollama writes it (arguments an object; `python`'s code as {"code": ...}). An
+    invalid call keeps its arguments as the text the model wrote, with `error` saying why."""
+    if call.error is not None:
+        return {"id": call.id, "function": {"index": call.index, "name": call.name, "arguments": call.arguments},
+                "error": call.error}
     try:
         arguments = json.loads(call.arguments)
     except ValueError:
         arguments = None
-    if not isinstance(arguments, dict):
-        arguments = {"code": call.arguments} if call.name == "python" else {"input": call.arguments}
+    if not isinstance(arguments, dict):  # `python`'s code (other calls are JSON objects or invalid)
+        arguments = {"code": call.arguments}
     return {"id": call.id, "function": {"index": call.index, "name": call.name, "arguments": arguments}}
 
 

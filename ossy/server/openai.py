@@ -428,7 +428,10 @@ async def _chat_events(turns, body: ChatBody, ident: str, created: int):
                 yield sse(chunk(i, {"tool_calls": [{"index": c.index, "id": c.id, "type": "function",
                                                     "function": {"name": c.name, "arguments": ""}}]}))
             elif isinstance(c, ToolCallArgs):
-                yield sse(chunk(i, {"tool_calls": [{"index": c.index, "function": {"arguments": c.text}}]}))
+                delta = {"index": c.index, "function": {"arguments": c.text}}
+                if c.error is not None:
+                    delta["error"] = c.error
+                yield sse(chunk(i, {"tool_calls": [delta]}))
             elif isinstance(c, ToolCallChunk):
                 yield sse(chunk(i, {"tool_calls": [{"index": c.index, **c.openai()}]}))
             elif c.field == "thinking":

@@ -194,6 +194,8 @@ class Output:
         if kind == "function_call":
             item = {"type": "function_call", "id": _id("fc"), "call_id": chunk.id, "name": chunk.name,
                     "arguments": "", "status": "in_progress"}
+            if chunk.error is not None:  # an invalid call: arguments as written, and why
+                item["error"] = chunk.error
             events += self._open(item)
             events.append(("response.function_call_arguments.delta", {"delta": chunk.arguments}))
             item["arguments"] = chunk.arguments
