@@ -1,7 +1,11 @@
-"""Real agent clients against `ossy serve` on loopback, installed from npm (the test skips only
-when npm cannot reach its registry): Claude Code 2.1.197 (`claude -p`, ANTHROPIC_BASE_URL pointed
-at ossy) completes one session with the bundled nano, given the context an agent client needs
-(about 30,000 prompt tokens: nano's num_ctx raised to 64k in a derived model, as the README says).
+"""Real agent clients against `ossy serve` on loopback, installed from npm (a test skips only
+when npm cannot reach its registry), each completing one session with the bundled nano, given the
+context an agent client needs (nano's num_ctx raised to 64k in a derived model, as the README
+says):
+- Claude Code 2.1.197: `claude -p` with ANTHROPIC_BASE_URL pointed at ossy (about 30,000 prompt
+  tokens through /v1/messages);
+- Codex CLI 0.171.0: `codex exec` with a custom provider whose wire_api is "responses" (about
+  14,000 prompt tokens through /v1/responses, streamed, with its namespace and web_search tools).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from store_util import env_for, free_port, ossy_command, run_ossy, wait_until_se
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "agent-clients"  # npm installs, kept between runs (git ignores .cache/)
 CLAUDE_CODE = "@anthropic-ai/claude-code@2.1.197"
+CODEX = "@openai/codex@0.171.0"
 UNREACHABLE = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "network")
 
 
@@ -69,3 +74,34 @@ def test_claude_code_completes_a_session_with_nano(served, tmp_path):
     assert result["type"] == "result" and result["subtype"] == "success" and not result["is_error"], result
     assert result["usage"]["input_tokens"] > 10_000 and result["usage"]["output_tokens"] > 0  # ossy read it all
     assert result["stop_reason"] == "end_turn"
+
+
+CODEX_CONFIG = """model = "nano-agent"
+model_provider = "ossy"
+
+[model_providers.ossy]
+name = "ossy"
+base_url = "{url}/v1"
+wire_api = "responses"
+env_key = "OSSY_API_KEY"
+"""
+
+
+def test_codex_completes_a_session_with_nano(served, tmp_path):
+    codex = npm_client(CODEX, "codex")
+    url, proc = served
+    work, home = tmp_path / "project", tmp_path / "codex-home"
+    work.mkdir()
+    home.mkdir()
+    (home / "config.toml").write_text(CODEX_CONFIG.format(url=url))
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path), "CODEX_HOME": str(home),
+           "OSSY_API_KEY": "ossy"}
+    done = subprocess.run([str(codex), "exec", "--json", "--skip-git-repo-check", "What is the capital of France?"],
+                          cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    answers = [e["item"]["text"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "agent_message"]
+    assert answers and answers[-1].strip(), events
+    usage = next(e["usage"] for e in events if e["type"] == "turn.completed")
+    assert usage["input_tokens"] > 10_000 and usage["output_tokens"] > 0  # ossy read Codex's whole prompt
+    assert not [e for e in events if e["type"] in ("turn.failed", "error")], events
