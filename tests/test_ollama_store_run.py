@@ -39,7 +39,7 @@ def ollama_gguf(tmp_path_factory, shared_dir) -> bytes:
 
 def test_an_ollama_model_runs_from_the_ollama_store(tmp_path, ollama_gguf):
     ollama = fake_ollama_store(tmp_path / "ollama", gguf=ollama_gguf, template=gptoss_defaults().template,
-                               params=b'{"temperature":0}')
+                               params=b'{"temperature":0,"num_predict":32}')  # random weights never stop
     before = snapshot(ollama)
     env = env_for(tmp_path / "home", ollama)
     port = free_port()

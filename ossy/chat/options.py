@@ -23,7 +23,8 @@ from ossy.engine.protocol import SamplingOptions
 from ossy.errors import OssyError
 from ossy.modelfile.parameters import DEPRECATED, INT64, PARAMETERS
 
-DEFAULT_NUM_CTX = 8192  # a real context by default (Ollama's 4096 silently truncates, §7 D)
+DEFAULT_NUM_CTX = 65536  # fits agent clients (15-30k-token prompts; Ollama advises >= 64k for them); capped by
+# the model's trained context. The KV cache grows with use, so a short chat costs no more (§7 D)
 MAX_TOP_LOGPROBS = 20
 _SAMPLING = {f.name for f in fields(SamplingOptions)} - {"logprobs", "top_logprobs"}
 
