@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from nano_quality import open_model
+from ossy.train.evaluate import open_checkpoint
 
 PHRASINGS = ("What files are in {}?", "List the files in {}.")
 
@@ -35,7 +35,7 @@ def main() -> int:
     torch.set_num_threads(2)
     names = [name for pool in DIR_WORDS for name in pool]
     copied = 0
-    with tempfile.TemporaryDirectory() as home, open_model(args.checkpoint, Path(home)) as model:
+    with tempfile.TemporaryDirectory() as home, open_checkpoint(args.checkpoint, home) as model:
         for name in names:
             for question in (phrasing.format(name) for phrasing in PHRASINGS):
                 reply = model.turn([{"role": "user", "content": question}], declared_tools(), think="low")

@@ -70,11 +70,30 @@ def test_arithmetic_operand_pairs_are_split():
 def test_every_kind_effort_and_setting_occurs():
     groups = list(itertools.islice(data.batches(data.TRAIN, 0, 8), 200))
     kinds = {c.kind for _, convos in groups for c in convos}
-    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool"}
+    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool", "no_tool"}
     assert {s.effort for s, _ in groups} == {"low", "medium", "high"}
     assert {s.style for s, _ in groups} == {None, "one_word", "number_only"}
     calls = {c.call[0] for _, convos in groups for c in convos if c.call}
     assert calls == set(data.TOOL_NAMES)
+
+
+def test_the_declared_tools_vary_and_only_declared_tools_are_called():
+    settings = [s for s, _ in itertools.islice(data.batches(data.TRAIN, 0, 1), 3000)]
+    declared = [s for s in settings if s.toolsets]
+    assert 0.25 < len(declared) / len(settings) < 0.35
+    assert {frozenset(s.toolsets) for s in declared} >= {frozenset([name]) for name in data.ALL_TOOLSETS}
+    assert len({s.toolsets for s in declared}) > 40  # subsets in many orders
+    assert {s.shuffle is None for s in declared} == {True, False}
+    shuffled = next(s for s in declared if s.shuffle is not None and len(s.tools) > 3)
+    assert [t["function"]["name"] for t in shuffled.tools] != \
+        [t["function"]["name"] for t in data.declared_tools(shuffled.toolsets)]
+    for setting, convos in itertools.islice(data.batches(data.TRAIN, 1, 8), 300):
+        for convo in convos:
+            called = [c["function"]["name"] for m in convo.messages for c in m.get("tool_calls") or []]
+            assert set(called) <= setting.tool_names  # never a tool that is not declared
+            if convo.kind == "no_tool":
+                tool = convo.answer.split("the ")[-1].split(" tool")[0]
+                assert not called and tool in data.TOOL_NAMES and tool not in setting.tool_names
 
 
 @pytest.mark.parametrize("steps,result", [(data.addition_steps(478, 56), 534),
@@ -127,13 +146,14 @@ def test_only_produced_tokens_are_targets_and_result_digits_weigh_more(tok):
     assert [(t, bool(w)) for t, w in tokens] == [(t, bool(w)) for t, w in data.encode(setting, convo, tok)]
 
 
-def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok):
-    setting = data.Setting("medium", "2026-03-04", tools=True)
+@pytest.mark.parametrize("toolsets,shuffle", [(data.NANO_TOOLSETS, None), (("system", "browser", "fs"), 7)])
+def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok, toolsets, shuffle):
+    setting = data.Setting("medium", "2026-03-04", toolsets=toolsets, shuffle=shuffle)
     convo = data.tool_use(random.Random(1), data.TRAIN, setting)
     tokens = data.encode(setting, convo, tok)
     ids, produced = [t for t, _ in tokens], [w > 0 for _, w in tokens]
     full = data.prefix_ids(setting, tok) + ids
-    tools = data.declared_tools()
+    tools = setting.tools
     # turn 1: the prompt is everything before the first produced token, as harmony.render makes it
     first = produced.index(True) + len(data.prefix_ids(setting, tok))
     assert full[:first] == harmony.render(convo.prompt, tok, tools=tools, reasoning_effort="medium",
@@ -147,6 +167,17 @@ def test_a_tool_conversation_renders_as_the_chat_layer_renders_each_prompt(tok):
     assert text.startswith("<|channel|>analysis<|message|>") and text.endswith("<|return|>")
     assert f"<|start|>assistant to=functions.{convo.call[0]}<|channel|>commentary <|constrain|>json" in text
     assert tok.decode([ids[-1]]) == T.RETURN
+
+
+def test_copied_text_weighs_more_the_call_arguments_and_the_answer_from_the_result(tok):
+    setting = data.Setting("low", "2026-03-04", toolsets=data.NANO_TOOLSETS)
+    rng = random.Random(3)
+    convo = next(c for c in (data.tool_use(rng, data.TRAIN, setting) for _ in range(50)) if c.call[0] == "read_file")
+    tokens = data.encode(setting, convo, tok, result_weight=1.0, copy_weight=5.0)
+    copied = tok.decode([t for t, w in tokens if w == 5.0])
+    arguments = convo.messages[1]["tool_calls"][0]["function"]["arguments"]
+    assert copied == arguments + convo.messages[-1]["content"]  # nothing else: not the analysis, not the ends
+    assert [(t, bool(w)) for t, w in tokens] == [(t, bool(w)) for t, w in data.encode(setting, convo, tok)]
 
 
 # -- tokenizer -------------------------------------------------------------------------------------

@@ -10,7 +10,10 @@ produce. Does not own: tokenizers, models or training.
 A `Setting` is everything in the system and developer messages (date, reasoning effort, developer
 instructions, declared tools). The trainer batches conversations that share a setting so that
 the long shared prefix (the tool declarations) is computed once per batch; `Setting`s vary from
-batch to batch. Everything is drawn from a `random.Random` seeded by the caller: the same seed
+batch to batch. The declared tools vary too: any subset of the built-in toolsets, the tools in
+their own order or shuffled, so the tool list is not a fixed string the model memorises; a
+request for a tool that is not declared is answered without a call (the model says it cannot
+check), and the declared tools it has no use for are tools it must not call. Everything is drawn from a `random.Random` seeded by the caller: the same seed
 gives the same data.
 
 Split: held-out conversations use phrasings, file and folder names and arithmetic operand pairs
@@ -37,7 +40,8 @@ from ossy.train import facts as F
 TRAIN, HELDOUT = "train", "heldout"
 SPLITS = (TRAIN, HELDOUT)
 TOOL_NAMES = ("list_directory", "read_file", "find_files", "bash", "df", "free")
-NANO_TOOLSETS = ("fs", "shell", "system")  # declared with tools; nano's Modelfile says TOOLS fs,shell,system
+NANO_TOOLSETS = ("fs", "shell", "system")  # the toolsets holding TOOL_NAMES (`ossy run nano --tools ...`)
+ALL_TOOLSETS = ("fs", "shell", "system", "python", "browser")  # ossy.tools.registry.TOOLSETS
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,17 @@ class Setting:
     date: str
     instructions: str | None = None  # developer instructions text
     style: str | None = None  # the answer style the instructions ask for (`facts.INSTRUCTIONS` key)
-    tools: bool = False  # the nano toolsets are declared
+    toolsets: tuple[str, ...] = ()  # the declared toolsets, in order
+    shuffle: int | None = None  # the declared tools in an order drawn from this seed (None: as listed)
+
+    @property
+    def tools(self) -> list[dict] | None:
+        """The declared tools (OpenAI function tools), or None."""
+        return declared_tools(self.toolsets, self.shuffle) if self.toolsets else None
+
+    @property
+    def tool_names(self) -> set[str]:
+        return {t["function"]["name"] for t in self.tools or []}
 
     def header_messages(self) -> list[dict]:
         return [{"role": "developer", "content": self.instructions}] if self.instructions else []
@@ -376,9 +390,8 @@ def _command_result(rng: random.Random, split: str, command: str) -> str:
     return results[command]()
 
 
-def _tool_request(rng: random.Random, split: str) -> tuple[str, str, dict, str, str, str]:
+def _tool_request(rng: random.Random, split: str, tool: str) -> tuple[str, str, dict, str, str, str]:
     """(tool, user text, arguments, tool result, final answer, what the user wants)."""
-    tool = rng.choice(TOOL_NAMES)
     workspace = Workspace.sample(rng, split)
     if tool == "list_directory":
         folders = [entry.rstrip("/") for entry in workspace.entries(".") if entry.endswith("/")]
@@ -422,7 +435,11 @@ def _tool_request(rng: random.Random, split: str) -> tuple[str, str, dict, str, 
 
 
 def tool_use(rng: random.Random, split: str, setting: Setting) -> Conversation:
-    tool, user, arguments, result, final, want = _tool_request(rng, split)
+    """A request, the call of the declared tool that answers it, the result, an answer from it."""
+    available = [name for name in TOOL_NAMES if name in setting.tool_names]
+    if not available:
+        return unavailable_tool(rng, split, setting)
+    tool, user, arguments, result, final, want = _tool_request(rng, split, rng.choice(available))
     args_text = json.dumps(arguments, separators=(",", ":"))
     plan = _by_effort(setting.effort, f"Need {tool}.",
                       f"The user wants {want}. I will call {tool}.",
@@ -438,17 +455,44 @@ def tool_use(rng: random.Random, split: str, setting: Setting) -> Conversation:
     return Conversation("tool", messages, call=(tool, arguments))
 
 
+def unavailable_tool(rng: random.Random, split: str, setting: Setting) -> Conversation:
+    """A request only a tool that is not declared could answer: no call, and the answer says so."""
+    tool = rng.choice([name for name in TOOL_NAMES if name not in setting.tool_names])
+    _, user, _, _, _, want = _tool_request(rng, split, tool)
+    analysis = _by_effort(setting.effort, f"No {tool} tool here.",
+                          f"The user wants {want}. The {tool} tool is not available, so I cannot check.",
+                          f"The user wants {want}. That needs the {tool} tool, which is not among the tools I "
+                          f"have here. I should not call a tool I was not given; I will say so.")
+    final = f"I cannot check {want}: the {tool} tool is not available here."
+    return Conversation("no_tool", _turn(user, analysis, final), answer=final)
+
+
 # -- sampling ------------------------------------------------------------------------------------
+def _sample_tools(rng: random.Random) -> dict:
+    """Declared tools: the nano toolsets as `--tools fs,shell,system` lists them (a third of the
+    time), else any non-empty subset of the built-in toolsets in any order; half the time with
+    the tools shuffled."""
+    if rng.random() < 1 / 3:
+        toolsets = NANO_TOOLSETS
+    else:
+        toolsets = ()
+        while not toolsets:
+            toolsets = tuple(name for name in ALL_TOOLSETS if rng.random() < 0.5)
+        toolsets = tuple(rng.sample(toolsets, len(toolsets)))
+    return {"toolsets": toolsets, "shuffle": rng.randrange(2**31) if rng.random() < 0.5 else None}
+
+
 def sample_setting(rng: random.Random) -> Setting:
     """Reasoning effort and date evenly; developer instructions in 30% of settings (an eighth of
-    them with tools), the nano tools declared in 30% in all."""
+    them with tools), tools declared in 30% in all."""
     effort = rng.choice(REASONING_EFFORTS)
     date = (datetime.date(2024, 1, 1) + datetime.timedelta(days=rng.randrange(7 * 365))).isoformat()
     roll = rng.random()
     if roll < 0.3:
         style = rng.choice(sorted(F.INSTRUCTIONS))
-        return Setting(effort, date, rng.choice(F.INSTRUCTIONS[style]), style, tools=rng.random() < 0.125)
-    return Setting(effort, date, tools=roll < 0.5625)
+        tools = _sample_tools(rng) if rng.random() < 0.125 else {}
+        return Setting(effort, date, rng.choice(F.INSTRUCTIONS[style]), style, **tools)
+    return Setting(effort, date, **(_sample_tools(rng) if roll < 0.5625 else {}))
 
 
 def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Conversation:
@@ -456,10 +500,12 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
         kinds, weights = (arithmetic, fact), (3, 1)
     elif setting.style == "one_word":
         kinds, weights = (fact,), (1,)
-    elif setting.tools:
-        kinds, weights = (tool_use, fact, arithmetic, small_talk, repeat), (9, 1.5, 1, 1.5, 1)
+    elif setting.toolsets:
+        usable = sum(name in setting.tool_names for name in TOOL_NAMES)
+        kinds, weights = (tool_use, unavailable_tool, fact, arithmetic, small_talk, repeat), \
+            (9 if usable else 0, 1.5 if usable < len(TOOL_NAMES) else 0, 1.5, 1, 1.5, 1)
     else:
-        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat), (2.5, 6, 6, 1.5, 2)
+        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat, unavailable_tool), (2.5, 6, 6, 1.5, 2, 0.5)
     convo = rng.choices(kinds, weights)[0](rng, split, setting)
     if rng.random() < 0.1:  # an earlier exchange, as the chat layer replays it (analysis dropped)
         earlier = rng.choice((fact, small_talk))(rng, split, Setting(setting.effort, setting.date))
@@ -480,23 +526,27 @@ def batches(split: str, seed: int, per_batch: int):
 
 # -- tokens --------------------------------------------------------------------------------------
 @cache
-def declared_tools() -> list[dict]:
-    """The nano toolsets as the agent declares them (the real tools' names and schemas)."""
+def declared_tools(toolsets: tuple[str, ...] = NANO_TOOLSETS, shuffle: int | None = None) -> list[dict]:
+    """The toolsets' tools as the agent declares them (the real tools' names and schemas), in
+    their order or shuffled by the seed `shuffle`. Shared: do not change the list."""
     from ossy.tools.registry import Registry
 
-    return Registry.from_toolsets(NANO_TOOLSETS).openai_tools()
+    tools = Registry.from_toolsets(toolsets).openai_tools()
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(tools)
+    return tools
 
 
 def harmony_messages(setting: Setting, messages: list[dict]) -> list[harmony.Message]:
     """The conversation as the chat layer renders it (`ossy.chat.prompt`): default identity,
     the setting's date and effort, instructions and tools in the developer message."""
     return harmony.conversation(setting.header_messages() + list(messages),
-                                tools=declared_tools() if setting.tools else None,
+                                tools=setting.tools,
                                 reasoning_effort=setting.effort, current_date=setting.date)
 
 
 def _header_size(setting: Setting) -> int:
-    return 2 if setting.instructions or setting.tools else 1  # system [+ developer]
+    return 2 if setting.instructions or setting.toolsets else 1  # system [+ developer]
 
 
 def prefix_ids(setting: Setting, tokenizer) -> list[int]:
@@ -519,10 +569,13 @@ def _result_digits(tokens: list[int], tokenizer) -> list[bool]:
     return marks
 
 
-def encode(setting: Setting, convo: Conversation, tokenizer, result_weight: float = 1.0) -> list[tuple[int, float]]:
+def encode(setting: Setting, convo: Conversation, tokenizer, result_weight: float = 1.0,
+           copy_weight: float = 1.0) -> list[tuple[int, float]]:
     """The tokens of `convo` after the `setting` prefix, each with its weight in the loss: 0 for
     what the model reads, 1 for what it produces, `result_weight` for the digits of a result it
-    produces (sums are where nano is weakest: each is one fact it must know, among copies).
+    produces (sums are where nano is weakest: each is one fact it must know, among copies), and
+    `copy_weight` for what it must copy: a tool call's arguments (paths from the request) and the
+    text of the answer after a tool result (names, numbers and lines from the result).
 
     Produced: the assistant messages after the last user message, except the `<|start|>assistant`
     the chat layer writes before each model turn. The last message ends in `<|return|>`, as
@@ -531,6 +584,7 @@ def encode(setting: Setting, convo: Conversation, tokenizer, result_weight: floa
     body = harmony_messages(setting, convo.messages)[_header_size(setting):]
     last_user = max(i for i, m in enumerate(body) if m.author == "user")
     turn_start = 1 + len(tokenizer.encode("assistant"))
+    message_token = tokenizer.token_id(T.MESSAGE)
     out: list[tuple[int, float]] = []
     for k, message in enumerate(body):
         tokens = render_message(message, tokenizer)
@@ -541,7 +595,12 @@ def encode(setting: Setting, convo: Conversation, tokenizer, result_weight: floa
             continue
         skip = turn_start if body[k - 1].author != "assistant" else 0
         results = _result_digits(tokens, tokenizer)
-        out += [(token, 0.0 if j < skip else result_weight if results[j] else 1.0) for j, token in enumerate(tokens)]
+        after_result = message.channel == "final" and any(m.author not in ("user", "assistant")
+                                                           for m in body[last_user + 1:k])
+        copied = message.recipient is not None or after_result
+        body_start = tokens.index(message_token) + 1 if copied else len(tokens)
+        out += [(token, 0.0 if j < skip else result_weight if results[j] else
+                 copy_weight if body_start <= j < len(tokens) - 1 else 1.0) for j, token in enumerate(tokens)]
     return out
 
 

@@ -18,14 +18,15 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jsonschema
 
 from ossy.train import data
 
 ANSWER_KINDS = ("fact", "arithmetic", "instruction")
-KINDS = ("small_talk", "repeat", "tool") + ANSWER_KINDS
+TOOL_KINDS = ("tool", "no_tool")  # a request a tool answers: the call if the tool is declared, else none
+KINDS = ("small_talk", "repeat") + TOOL_KINDS + ANSWER_KINDS
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,31 @@ class Case:
 
     @property
     def tools(self) -> list[dict] | None:
-        return data.declared_tools() if self.setting.tools else None
+        return self.setting.tools
+
+    @property
+    def expected_call(self) -> tuple[str, dict] | None:
+        """The call a right reply makes: the conversation's, if its tool is declared; else none."""
+        call = self.convo.call
+        return call if call is not None and call[0] in self.setting.tool_names else None
 
 
-def cases(per_kind: int, seed: int = 0) -> list[Case]:
+def cases(per_kind: int, seed: int = 0, toolsets: tuple[str, ...] | None = None) -> list[Case]:
     """`per_kind` held-out cases of each kind, each under its own setting (effort, date,
-    instructions, tools)."""
+    instructions, tools). `toolsets`: every case declares these toolsets instead (in their order;
+    () for none), so a tool request whose tool is not among them expects no call."""
     rng = random.Random(f"evaluate:{seed}")
     found: dict[str, list[Case]] = {kind: [] for kind in KINDS}
     while any(len(v) < per_kind for v in found.values()):
         setting = data.sample_setting(rng)
+        if toolsets is not None:
+            setting = replace(setting, toolsets=tuple(toolsets), shuffle=None)
         convo = data.sample_conversation(rng, data.HELDOUT, setting)
-        if convo.kind in found and len(found[convo.kind]) < per_kind:  # digit_facts: a drill, not scored
-            found[convo.kind].append(Case(convo.kind, setting, convo))
+        kind = convo.kind
+        if kind in TOOL_KINDS:  # what it is depends on the declared tools
+            kind = "tool" if Case(kind, setting, convo).expected_call else "no_tool"
+        if kind in found and len(found[kind]) < per_kind:  # digit_facts: a drill, not scored
+            found[kind].append(Case(kind, setting, convo))
     return [case for kind in KINDS for case in found[kind]]
 
 
@@ -78,10 +91,13 @@ def answer_is_right(case: Case, content: str) -> bool:
 
 
 def tool_is_right(case: Case, calls) -> bool:
+    """The expected call first, with arguments valid for its tool; or no call where none is."""
+    if case.expected_call is None:
+        return not calls
     if not calls:
         return False
     name = calls[0].name.removeprefix("functions.")
-    expected, _ = case.convo.call
+    expected, _ = case.expected_call
     schema = next(t["function"]["parameters"] for t in case.tools if t["function"]["name"] == expected)
     try:
         arguments = json.loads(calls[0].arguments)
@@ -96,8 +112,24 @@ def score(case: Case, reply) -> Score:
     well_formed = reply.done_reason in ("stop", "tool_calls") and not reply.warnings and bool(
         reply.content.strip() or reply.tool_calls)
     return Score(well_formed,
-                 tool_is_right(case, reply.tool_calls) if case.kind == "tool" else None,
+                 tool_is_right(case, reply.tool_calls) if case.kind in TOOL_KINDS else None,
                  answer_is_right(case, reply.content) if case.kind in ANSWER_KINDS else None)
+
+
+def open_checkpoint(checkpoint, home):
+    """An `ossy.agent.EngineModel` for the checkpoint directory `checkpoint` (written by `ossy
+    train`, with its Modelfile), created as "nano" in a scratch store under `home`."""
+    from pathlib import Path
+
+    from ossy.agent import EngineModel
+    from ossy.chat.models import StoreResolver
+    from ossy.engine import LocalEngine
+    from ossy.modelfile import parse_file
+    from ossy.store import Library, Store, create
+
+    library = Library(Store(Path(home)))
+    create(library, "nano", parse_file(Path(checkpoint) / "Modelfile"), base_dir=Path(checkpoint))
+    return EngineModel(LocalEngine(num_parallel=1, keep_alive=600), StoreResolver(library).resolve("nano"))
 
 
 def run_case(model, case: Case):

@@ -57,7 +57,8 @@ def load_tokenizer_text(text: str):
 def packs(c: TrainConfig, split: str, tokenizer):
     for setting, conversations in data.batches(split, c.seed, c.conversations_per_step):
         yield Pack.build(data.prefix_ids(setting, tokenizer),
-                         [data.encode(setting, convo, tokenizer, c.result_weight) for convo in conversations])
+                         [data.encode(setting, convo, tokenizer, c.result_weight, c.copy_weight)
+                         for convo in conversations])
 
 
 def _fmt(seconds: float) -> str:
