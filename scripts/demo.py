@@ -40,6 +40,8 @@ def main() -> None:
             (workspace / name).write_text(text)
         env = {**os.environ, "OSSY_HOME": str(root / "home"), "OLLAMA_MODELS": str(root / "no-ollama"),
                "OSSY_HOST": "127.0.0.1:1"}  # no server: the CLI runs the model in this process
+        print("# nano is a demo-sized gpt-oss (8M parameters, trained by `ossy train` on synthetic\n"
+              "# conversations): it shows the whole job on a laptop, offline; it is not gpt-oss-20b.", flush=True)
         ossy("pull", "nano", env=env)  # from the ossy package: no network
         ossy("show", "nano", env=env)
         print(f"\n# a project folder at {workspace}: {', '.join(FILES)}")

@@ -77,6 +77,7 @@ def test_create_list_show_and_rebuild_from_the_printed_modelfile(env, checkpoint
     assert "architecture gptoss" in shown["Model"] and "quantization MXFP4" in shown["Model"]
     assert shown["Capabilities"] == ["completion", "tools", "thinking"]
     assert shown["Parameters"] == ["num_ctx 128", "temperature 1"]  # stored sorted, as Go writes JSON
+    assert shown["Tools"][0].startswith("none")
     assert shown["System"] == ["You are terse."]
     assert shown["License"][0] == "Apache License"
 
@@ -92,6 +93,18 @@ def test_create_list_show_and_rebuild_from_the_printed_modelfile(env, checkpoint
     assert ok(run_ossy(env, "cp", "mine", "me/copy:v1")).stdout == "copied 'mine' to 'me/copy:v1'\n"
     assert ok(run_ossy(env, "rm", "mine", "rebuilt")).stdout == "deleted 'mine'\ndeleted 'rebuilt'\n"
     assert [str(m.name) for m in library(env).store.models()] == ["me/copy:v1"]
+
+
+def test_tools_show_and_are_not_inherited_by_from(env, checkpoint, tmp_path):
+    (tmp_path / "Base").write_text(f"FROM {checkpoint}\nTOOLS fs,shell\n")
+    (tmp_path / "Derived").write_text("FROM base\nPARAMETER num_ctx 256\n")
+    ok(run_ossy(env, "create", "base", "-f", str(tmp_path / "Base")))
+    ok(run_ossy(env, "create", "derived", "-f", str(tmp_path / "Derived")))
+    assert library(env).get("base").tools == ["fs", "shell"] and not library(env).get("derived").tools
+    base, derived = (sections(ok(run_ossy(env, "show", name)).stdout) for name in ("base", "derived"))
+    assert base["Tools"][0].startswith("fs, shell offered by ossy run (TOOLS")
+    assert derived["Tools"][0].startswith("none ossy run offers tools with --tools")
+    assert "TOOLS is not inherited by FROM" in derived["Tools"][0]
 
 
 def test_an_ollama_store_shows_but_is_never_written(env, tmp_path):

@@ -15,6 +15,7 @@ def test_the_demo_runs_end_to_end():
                           timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
+    assert "nano is a demo-sized gpt-oss" in out and "not gpt-oss-20b" in out  # says what nano is, first
     assert "$ ossy pull nano" in out and "success" in out
     assert "tool: list_directory" in out and "ok (" in out
     assert "$ ossy audit" in out and "list_directory    allowed" in out

@@ -241,7 +241,8 @@ def test_export_loads_with_ossy_and_gives_the_same_logits_up_to_mxfp4(tok, token
     path = export(model, tokenizer_json, tmp_path / "nano")
     assert sorted(p.name for p in path.iterdir()) == ["Modelfile", "config.json", "model.safetensors",
                                                       "tokenizer.json"]
-    assert "TOOLS fs,shell,system" in (path / "Modelfile").read_text()
+    modelfile = (path / "Modelfile").read_text()
+    assert "TOOLS" not in modelfile and "PARAMETER num_predict 400" in modelfile  # tools only with --tools
     loaded = ossy.load(path, dtype="float32")
     assert loaded.config.quantization == "mxfp4" and ossy.tokenizer.load(path).special_tokens == tok.special_tokens
     pack = next(packs(replace(TINY, seed=1, conversations_per_step=1), data.TRAIN, tok))

@@ -224,7 +224,7 @@ def _info(model: Model, *, verbose: bool) -> str:
 
         checkpoint = Checkpoint.open(model.store.checkpoint_dir(model))
         return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
-                           system=model.system)
+                           system=model.system, tools=list(model.tools or []))
     if model.is_gguf:
         from ossy.model.errors import CheckpointError, ConfigError
         from ossy.model.weights import Checkpoint
@@ -235,7 +235,7 @@ def _info(model: Model, *, verbose: bool) -> str:
             print(f"warning: {e}", file=sys.stderr)
         else:
             return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
-                               system=model.system)
+                               system=model.system, tools=list(model.tools or []))
     return _config_info(model, license)
 
 

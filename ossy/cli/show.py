@@ -1,6 +1,6 @@
 """`ossy show MODEL`: what a model is, laid out like `ollama show` (ollama-reference §1.3).
 
-Owns: the `show` subcommand and `render_info`, the text of the Model / Capabilities /
+Owns: the `show` subcommand and `render_info`, the text of the Model / Capabilities / Tools /
 Parameters / Metadata / Parameter counts / Memory / Tensors / System / License sections for a
 checkpoint (reusable by other commands). A MODEL that is not a path is a model name,
 handed to `ossy.cli.models.show_named` (a path that does not exist is an error, not a name).
@@ -72,8 +72,9 @@ def _license(checkpoint: Checkpoint) -> str | None:
 
 # -- rendering ---------------------------------------------------------------------------------
 def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | None = None,
-                license: str | None = None, system: str | None = None) -> str:
-    """The `ollama show` text for a checkpoint; Parameters / System / License only when given."""
+                license: str | None = None, system: str | None = None, tools: list[str] | None = None) -> str:
+    """The `ollama show` text for a checkpoint; Parameters / System / License only when given,
+    Tools for a stored model (`tools`: the toolsets its own Modelfile names with TOOLS)."""
     from ossy.model.inspect import count_parameters
 
     counts = count_parameters(checkpoint.config)
@@ -81,6 +82,8 @@ def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | Non
                 ("Capabilities", [(c,) for c in CAPABILITIES])]
     if parameters:
         sections.append(("Parameters", _parameter_rows(parameters)))
+    if tools is not None:
+        sections.append(("Tools", _tool_rows(tools)))
     if verbose:
         sections += [
             ("Metadata", _metadata_rows(checkpoint, counts.total)),
@@ -94,6 +97,12 @@ def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | Non
     if license:
         sections.append(("License", head_rows(license)))
     return "\n".join(section_table(title, rows) for title, rows in sections)
+
+
+def _tool_rows(tools: list[str]) -> list[tuple]:
+    if not tools:
+        return [("none", "ossy run offers tools with --tools fs,shell,...; TOOLS is not inherited by FROM")]
+    return [(", ".join(tools), "offered by ossy run (TOOLS in this model's Modelfile); --tools none turns them off")]
 
 
 def section_table(title: str, rows: list[tuple]) -> str:

@@ -6,8 +6,9 @@ directory; a model name in either store), a checkpoint or GGUF given as uploaded
 checkpoint files into blobs (a GGUF into one model layer, as Ollama stores it), the
 gpt-oss defaults a bare checkpoint gets (`ossy.modelfile.gptoss_defaults`: the library
 TEMPLATE, `temperature 1`, the Apache-2.0 LICENSE), the layers each instruction makes and how
-they combine with a base model's (Ollama's rules: TEMPLATE, SYSTEM, MESSAGE and TOOLS replace,
-PARAMETERs merge name by name, LICENSEs add up), the config blob, and `modelfile_of`, the
+they combine with a base model's (Ollama's rules: TEMPLATE, SYSTEM and MESSAGE replace,
+PARAMETERs merge name by name, LICENSEs add up; TOOLS, ossy's own, is not inherited: tools act on
+the user's machine, so a model offers them only when its own Modelfile says so), the config blob, and `modelfile_of`, the
 inverse used by `show --modelfile`.
 Does not own: Modelfile syntax (`ossy.modelfile`), blob and manifest writing (`ossy.store.store`)
 or any output (progress goes to a `Progress`).
@@ -192,7 +193,8 @@ def _checkpoint_config(checkpoint, model_format: str = "safetensors") -> dict:
 # -- instructions -> layers --------------------------------------------------------------------
 def _metadata(tx: Transaction, modelfile: Modelfile, base: list[Layer] | tuple[Layer, ...], progress: Progress) -> list[Layer]:
     """The metadata layers: the base's, with what the Modelfile sets replacing or adding to them."""
-    layers = {t: [x for x in base if x.media_type == t] for t in mt.METADATA}
+    layers = {t: [x for x in base if x.media_type == t] for t in mt.METADATA if t != mt.TOOLS}
+    layers[mt.TOOLS] = []  # never inherited (module docstring)
 
     def put(media_type: str, data: bytes) -> Layer:
         layer, new = tx.put(media_type, data)
