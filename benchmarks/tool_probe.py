@@ -75,7 +75,7 @@ def main() -> None:
     for _ in range(args.cases):
         setting = tool_setting(heldout)
         cases.append(Case("tool", setting, data.tool_use(heldout, data.HELDOUT, setting)))
-    right = used = 0
+    right = used = named = 0
     with tempfile.TemporaryDirectory() as tmp:
         export(model, tokenizer_json, Path(tmp) / "probe")
         with open_checkpoint(Path(tmp) / "probe", Path(tmp) / "home") as chat:
@@ -83,9 +83,11 @@ def main() -> None:
                 reply = run_case(chat, case)
                 if score(case, reply).right_tool:
                     right += 1
-                    used += answer_after_result(chat, case, reply)
+                    exact, names = answer_after_result(chat, case, reply)
+                    used, named = used + exact, named + names
     print(f"copy weight {args.copy_weight:g}, {args.steps} steps: right tool {right}/{len(cases)}, "
-          f"answer from the result {used}/{right}  ({time.monotonic() - start:.0f} s)", flush=True)
+          f"answer from the result {used}/{right} word for word, naming only what it shows {named}/{right}  "
+          f"({time.monotonic() - start:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

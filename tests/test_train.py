@@ -277,3 +277,18 @@ def test_made_up_tool_results_are_what_the_real_tools_print(tmp_path, seed):
         found = workspace.found(extension)
         assert tools.call("find_files", {"pattern": f"*.{extension}"}).text().splitlines() == (
             found or [f'no names match "*.{extension}" under .'])
+
+
+def test_names_result_takes_the_expected_answer_and_refuses_a_made_up_name():
+    from ossy.train.evaluate import names_result
+
+    setting = data.Setting("low", "2026-03-04", toolsets=data.NANO_TOOLSETS)
+    rng = random.Random(0)
+    for _ in range(200):
+        convo = data.tool_use(rng, data.HELDOUT, setting)
+        result, final = convo.messages[2]["content"], convo.messages[-1]["content"]
+        assert names_result(final, result, final), (final, result)
+        assert not names_result(final, result, final.rstrip(".") + ", zzqx.txt.")  # a file it was not shown
+        dropped = final.split(": ")[0] + ": nothing."
+        if dropped != final:
+            assert not names_result(final, result, dropped)  # what the result shows is missing

@@ -15,7 +15,7 @@ class TrainConfig:
     steps: int = 3300
     conversations_per_step: int = 24  # under one setting (one shared prefix)
     result_weight: float = 4.0  # loss weight of the digits after "= " (benchmarks/fact_probe.py)
-    copy_weight: float = 4.0  # loss weight of call arguments and answers from a tool result (benchmarks/tool_probe.py)
+    copy_weight: float = 1.0  # of call arguments and answers from a tool result: 4 hurt tool choice (benchmarks/tool_probe.py)
     lr: float = 1e-3  # at 3e-3 and 2e-3 copying from the context (induction) never formed: benchmarks/copy_probe.py
     min_lr_fraction: float = 0.1  # cosine decay ends at lr * this
     warmup_steps: int = 100

@@ -74,7 +74,8 @@ class Score:
     well_formed: bool
     right_tool: bool | None = None  # tool cases only
     right_answer: bool | None = None  # ANSWER_KINDS only
-    used_result: bool | None = None  # tool cases with the right call: the answer after the result
+    used_result: bool | None = None  # tool cases with the right call: the answer after the result, word for word
+    named_result: bool | None = None  # ... names what the result shows and nothing it does not (`names_result`)
 
 
 def answer_is_right(case: Case, content: str) -> bool:
@@ -137,10 +138,26 @@ def run_case(model, case: Case):
     return model.turn(case.messages, case.tools, think=case.setting.effort, options={"temperature": 0})
 
 
-def answer_after_result(model, case: Case, reply) -> bool:
+_WORD = re.compile(r"[\w./%-]+")
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".-") for w in _WORD.findall(text)} - {""}
+
+
+def names_result(expected: str, result: str, answer: str) -> bool:
+    """The answer names what the result shows and nothing it does not: every word of the expected
+    answer that comes from the result is in it, and it has no word that is neither in the
+    expected answer nor in the result (a file it was not shown, a number it made up)."""
+    shown, wanted, said = _words(result), _words(expected), _words(answer)
+    return (wanted & shown) <= said and not (said - wanted - shown)
+
+
+def answer_after_result(model, case: Case, reply) -> tuple[bool, bool]:
     """Give the model the tool result of the held-out conversation for its (right) call, as the
-    agent loop gives it: is its final answer the one the conversation has, which can only come
-    from reading that result?"""
+    agent loop gives it: (is its final answer the one the conversation has, word for word; does
+    it name what the result shows and nothing else (`names_result`))? Either can only come from
+    reading that result."""
     from ossy.agent.loop import assistant_message, tool_message
     from ossy.tools.base import ToolResult
 
@@ -149,7 +166,9 @@ def answer_after_result(model, case: Case, reply) -> bool:
     expected = case.convo.messages[-1]["content"]
     messages = case.messages + [assistant_message(reply, [call]), tool_message(call, result)]
     after = model.turn(messages, case.tools, think=case.setting.effort, options={"temperature": 0})
-    return after.done_reason == "stop" and after.content.strip() == expected.strip()
+    ended = after.done_reason == "stop"
+    return (ended and after.content.strip() == expected.strip(),
+            ended and names_result(expected, result.output, after.content))
 
 
 @dataclass
@@ -160,7 +179,7 @@ class Report:
         self.counts["all"] += 1
         self.counts["well_formed"] += s.well_formed
         for flag, total, name in ((s.right_tool, "tool", "right_tool"), (s.right_answer, "answer", "right_answer"),
-                                  (s.used_result, "called", "used_result")):
+                                  (s.used_result, "called", "used_result"), (s.named_result, "called", "named_result")):
             if flag is not None:
                 self.counts[total] += 1
                 self.counts[name] += flag
@@ -173,4 +192,5 @@ class Report:
     def figures(self) -> dict[str, float]:
         return {"well_formed": self.rate("well_formed", "all"), "right_tool": self.rate("right_tool", "tool"),
                 "right_answer": self.rate("right_answer", "answer"), "used_result": self.rate("used_result", "called"),
+                "named_result": self.rate("named_result", "called"),
                 **{f"right_answer[{k}]": self.rate(f"{k}:right_answer", f"{k}:answer") for k in ANSWER_KINDS}}
