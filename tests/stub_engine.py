@@ -89,6 +89,9 @@ class StubEngine:
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
 
+    def occupancy(self) -> dict[str, int]:
+        return {"waiting": 0, "running": self.active, "slots": len(self._loaded)}
+
     def health(self) -> dict:
         return {"status": "ok", "restarts": 0, "last_error": None}
 

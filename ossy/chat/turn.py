@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 from ossy import harmony
 from ossy.chat import constraint, prompt as prompting
@@ -136,8 +136,11 @@ class Turn:
     `async for chunk in turn.stream()`; `turn.result` is complete when the stream ends.
     `turn.cancel()` stops the engine (client gone); the server calls it in a `finally`."""
 
-    def __init__(self, engine: Engine, model: ResolvedModel, request: ChatRequest) -> None:
-        self.engine, self.model, self.request = engine, model, request
+    def __init__(self, engine: Engine, model: ResolvedModel, request: ChatRequest,
+                 on_finish: Callable[[str, Stats], None] | None = None) -> None:
+        """`on_finish(model name, stats)` is called once the engine's Finished event is in (the
+        server's metrics)."""
+        self.engine, self.model, self.request, self.on_finish = engine, model, request, on_finish
         self.result = Result()
         self.prompt: prompting.Prompt | None = None
         self.options: Resolved | None = None
@@ -388,6 +391,8 @@ class Turn:
     def _finish(self, finished: Finished, generated: int) -> None:
         result = self.result
         result.stats = finished.stats
+        if self.on_finish is not None:
+            self.on_finish(self.model.ref.name, finished.stats)
         if finished.stats.truncated_tokens:
             dropped = finished.stats.truncated_tokens
             result.warnings.append({"code": "truncated", "detail": f"the engine dropped {dropped} prompt tokens "

@@ -203,6 +203,10 @@ class Engine(Protocol):
         `cancelled`, `rejected` (queue full), `max_batch` (most requests decoded in one step),
         `prefill_tokens`, `cached_tokens`, `decode_steps`."""
 
+    def occupancy(self) -> dict[str, int]:
+        """Now: `waiting` (admitted, not yet in a slot), `running` (slots generating), `slots` (of
+        the loaded models)."""
+
     def health(self) -> dict:
         """`{"status": "ok" | "down", "restarts": n, "last_error": str | None}`: "down" while a
         worker that stopped on an error is being replaced (requests then get a 503 at once)."""

@@ -179,6 +179,12 @@ class LocalEngine:
                     ("submitted", "finished", "cancelled", "rejected", "max_batch", "prefill_tokens",
                      "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
 
+    def occupancy(self) -> dict[str, int]:
+        with self._cond:
+            residents = list(self._residents.values())
+            return {"waiting": len(self._waiting), "running": sum(len(r.running()) for r in residents),
+                    "slots": sum(len(r.slots) for r in residents)}
+
     def health(self) -> dict:
         with self._cond:
             status = "down" if self._down else "ok"

@@ -2,7 +2,8 @@
 
 Owns: `create_app(engine, resolver, library, settings)` (the FastAPI app: routes of `native`,
 `openai`, `responses`; the `Guard` in front of them (origins, Host, body size: `ossy.server.guard`);
-error bodies; `GET /health`; one log line per request) and `serve(app, host)` (uvicorn on
+error bodies; `GET /health`; `GET /metrics` (Prometheus: `ossy.server.metrics`); one log line
+per request) and `serve(app, host)` (uvicorn on
 `host:port`). Every route translates its request into an `ossy.chat.ChatRequest`; the chat
 layer runs it over the engine (`ossy.engine.protocol`), so a stub engine tests every route.
 
@@ -19,16 +20,19 @@ import contextlib
 import logging
 import time
 
+import anyio
+
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
 from ossy.server import anthropic, native, openai, responses
 from ossy.server.guard import Guard
+from ossy.server.metrics import CONTENT_TYPE as METRICS_TYPE, CountRequests, Metrics
 from ossy.server.http import error_response, log
 from ossy.server.response_store import ResponseStore
 from ossy.server.state import State
@@ -74,8 +78,9 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
 
         library = library or Library.from_settings(settings)
         resolver = StoreResolver(library, default_num_ctx=settings.context_length)
+    metrics = Metrics(engine, settings.home)
     state = State(engine=engine, resolver=resolver, library=library, create_root=settings.create_root,
-                  responses=ResponseStore(settings.home / "responses"))
+                  responses=ResponseStore(settings.home / "responses"), on_turn=metrics.observe_turn)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -107,12 +112,18 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
         return JSONResponse({"status": "ok" if ok else "unavailable", "engine": engine_health},
                             status_code=200 if ok else 503)
 
+    @app.get("/metrics")
+    async def prometheus_metrics():
+        """Prometheus' text format (`ossy.server.metrics`)."""
+        return Response(await anyio.to_thread.run_sync(metrics.text), media_type=METRICS_TYPE)
+
     native.register(app, state)
     openai.register(app, state)
     responses.register(app, state)
     anthropic.register(app, state)
     app.add_middleware(Guard, origins=settings.origins, max_body=settings.max_body)
     app.add_middleware(LogRequests)
+    app.add_middleware(CountRequests, metrics=metrics)
     return app
 
 

@@ -11,11 +11,12 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import anyio
 
 from ossy.chat import ChatRequest, Turn
-from ossy.engine.protocol import Engine, ModelResolver, ResolvedModel
+from ossy.engine.protocol import Engine, ModelResolver, ResolvedModel, Stats
 from ossy.server.response_store import ResponseStore
 from ossy.store import Library
 
@@ -26,6 +27,7 @@ class State:
     library: Library | None = None  # /api/tags, show, create, copy, delete; None: those answer 501
     create_root: Path | None = None  # OSSY_CREATE_ROOT: /api/create may read `from` directories below it
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # /v1/responses store
+    on_turn: Callable[[str, Stats], None] | None = None  # each finished turn's stats (the metrics)
     started: float = field(default_factory=time.time)
     _ids: itertools.count = field(default_factory=itertools.count)
 
@@ -36,7 +38,7 @@ class State:
     async def start(self, model: ResolvedModel, request: ChatRequest) -> Turn:
         """A started turn: prompt built and admitted by the engine, or the error raised now."""
         request.request_id = request.request_id or self.request_id()
-        turn = Turn(self.engine, model, request)
+        turn = Turn(self.engine, model, request, on_finish=self.on_turn)
         await anyio.to_thread.run_sync(turn.build_prompt)  # tokenizing is CPU work: off the event loop
         await turn.start()
         return turn

@@ -111,6 +111,14 @@ class AuditLog:
                               (*used.values(), max(int(limit), 0))).fetchall()
         return [dict(zip(COLUMNS, row), truncated=bool(row[COLUMNS.index("truncated")])) for row in rows]
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many calls each (tool, decision) has in the log."""
+        if not self.path.exists():
+            return {}
+        with self._lock:
+            rows = self._connect().execute("SELECT tool, decision, COUNT(*) FROM calls GROUP BY tool, decision").fetchall()
+        return {(tool, decision): count for tool, decision, count in rows}
+
     def _connect(self) -> sqlite3.Connection:
         """The log's one connection, kept open (closing the last connection checkpoints the WAL,
         which cost ~20 ms a call); commits are atomic but not fsynced (WAL, synchronous NORMAL)."""
