@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ossy.cli.models import _Printer, parameters_text
+from ossy.cli.models import _Printer
+from ossy.store.show import parameters_text
 from ossy.store import Library, Store
 from ossy.store import manifest as mt
 from ossy.modelfile import parse

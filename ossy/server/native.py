@@ -558,7 +558,7 @@ async def _load_or_unload(state: State, model, body, started: int, empty: dict):
 
 
 def _show(library, name: str, verbose: bool) -> dict:
-    from ossy.cli.models import modelfile_text, parameters_text
+    from ossy.store.show import modelfile_text, parameters_text
 
     model = library.get(name)
     config = model.config
