@@ -91,10 +91,13 @@ def answer_is_right(case: Case, content: str) -> bool:
     return re.search(rf"\b{re.escape(expected)}\b", text) is not None
 
 
-def tool_is_right(case: Case, calls) -> bool:
-    """The expected call first, with arguments valid for its tool; or no call where none is."""
+def tool_is_right(case: Case, reply) -> bool:
+    """The expected call first, with arguments valid for its tool; or, where none is expected,
+    no call at all (a call of a tool that was not offered comes back as content with an
+    `unexpected_tool_call` warning: that is a call too)."""
+    calls = reply.tool_calls
     if case.expected_call is None:
-        return not calls
+        return not calls and not any(w.get("code") == "unexpected_tool_call" for w in reply.warnings)
     if not calls:
         return False
     name = calls[0].name.removeprefix("functions.")
@@ -113,7 +116,7 @@ def score(case: Case, reply) -> Score:
     well_formed = reply.done_reason in ("stop", "tool_calls") and not reply.warnings and bool(
         reply.content.strip() or reply.tool_calls)
     return Score(well_formed,
-                 tool_is_right(case, reply.tool_calls) if case.kind in TOOL_KINDS else None,
+                 tool_is_right(case, reply) if case.kind in TOOL_KINDS else None,
                  answer_is_right(case, reply.content) if case.kind in ANSWER_KINDS else None)
 
 
