@@ -51,7 +51,7 @@ def test_nano_is_stored_once_by_the_servers_first_start(library):
     assert [str(m.name) for m in library.models()] == ["nano:latest"]
     resolved = StoreResolver(library).resolve("nano")
     assert resolved.harmony and resolved.parameters["temperature"] == 0 and resolved.parameters["num_predict"] > 0
-    assert model.tools == ["fs", "shell", "system"]
+    assert not model.tools  # no TOOLS: a plain chat carries no tool schemas; --tools offers them
     assert resolved.tokenizer.token_id("<|call|>") < resolved.tokenizer.vocab_size <= 4096
 
 
