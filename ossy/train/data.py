@@ -72,7 +72,8 @@ class Setting:
 class Conversation:
     """OpenAI-style messages (no system/developer); the last user message starts the turn the
     model must produce. `answer` is the expected final answer text (facts, arithmetic,
-    instructions), `call` the expected first tool call (name, arguments)."""
+    instructions), `call` the expected first tool call (name, arguments): for a `no_tool`
+    conversation, the call it would be if the tool were declared."""
 
     kind: str
     messages: tuple[dict, ...]
@@ -458,13 +459,13 @@ def tool_use(rng: random.Random, split: str, setting: Setting) -> Conversation:
 def unavailable_tool(rng: random.Random, split: str, setting: Setting) -> Conversation:
     """A request only a tool that is not declared could answer: no call, and the answer says so."""
     tool = rng.choice([name for name in TOOL_NAMES if name not in setting.tool_names])
-    _, user, _, _, _, want = _tool_request(rng, split, tool)
+    _, user, arguments, _, _, want = _tool_request(rng, split, tool)
     analysis = _by_effort(setting.effort, f"No {tool} tool here.",
                           f"The user wants {want}. The {tool} tool is not available, so I cannot check.",
                           f"The user wants {want}. That needs the {tool} tool, which is not among the tools I "
                           f"have here. I should not call a tool I was not given; I will say so.")
     final = f"I cannot check {want}: the {tool} tool is not available here."
-    return Conversation("no_tool", _turn(user, analysis, final), answer=final)
+    return Conversation("no_tool", _turn(user, analysis, final), answer=final, call=(tool, arguments))
 
 
 # -- sampling ------------------------------------------------------------------------------------

@@ -55,18 +55,22 @@ def cases(per_kind: int, seed: int = 0, toolsets: tuple[str, ...] | None = None)
     instructions, tools). `toolsets`: every case declares these toolsets instead (in their order;
     () for none), so a tool request whose tool is not among them expects no call."""
     rng = random.Random(f"evaluate:{seed}")
-    found: dict[str, list[Case]] = {kind: [] for kind in KINDS}
+    kinds = list(KINDS)
+    if toolsets is not None:  # a kind the forced toolsets cannot give is not asked for
+        declared = {t["function"]["name"] for t in data.declared_tools(tuple(toolsets))} if toolsets else set()
+        usable = sum(name in declared for name in data.TOOL_NAMES)
+        kinds = [k for k in kinds if not (k == "tool" and not usable or k == "no_tool" and usable == len(data.TOOL_NAMES))]
+    found: dict[str, list[Case]] = {kind: [] for kind in kinds}
     while any(len(v) < per_kind for v in found.values()):
-        setting = data.sample_setting(rng)
-        if toolsets is not None:
-            setting = replace(setting, toolsets=tuple(toolsets), shuffle=None)
-        convo = data.sample_conversation(rng, data.HELDOUT, setting)
+        drawn = data.sample_setting(rng)
+        convo = data.sample_conversation(rng, data.HELDOUT, drawn)  # drawn as trained, then asked under
+        setting = drawn if toolsets is None else replace(drawn, toolsets=tuple(toolsets), shuffle=None)
         kind = convo.kind
         if kind in TOOL_KINDS:  # what it is depends on the declared tools
             kind = "tool" if Case(kind, setting, convo).expected_call else "no_tool"
         if kind in found and len(found[kind]) < per_kind:  # digit_facts: a drill, not scored
             found[kind].append(Case(kind, setting, convo))
-    return [case for kind in KINDS for case in found[kind]]
+    return [case for kind in kinds for case in found[kind]]
 
 
 @dataclass(frozen=True)
