@@ -68,6 +68,8 @@ def cases(per_kind: int, seed: int = 0, toolsets: tuple[str, ...] | None = None)
         kind = convo.kind
         if kind in TOOL_KINDS:  # what it is depends on the declared tools
             kind = "tool" if Case(kind, setting, convo).expected_call else "no_tool"
+            if kind == "tool" and convo.kind != "tool":
+                continue  # no result to answer from: only a conversation with its tool's result is a tool case
         if kind in found and len(found[kind]) < per_kind:  # digit_facts: a drill, not scored
             found[kind].append(Case(kind, setting, convo))
     return [case for kind in kinds for case in found[kind]]
