@@ -24,11 +24,12 @@ Never raises on model output. An invalid call travels as data, not as text: a ca
 tool whose arguments are not a JSON object (and cannot be repaired) is a ToolCallChunk with
 `error` saying why and the arguments exactly as written (streamed: the last ToolCallArgs carries
 the `error`, and the deltas add up to the raw arguments), and the parser's `invalid_arguments`
-warning; an agent loop answers it with an error so the model can try again. A call the client did not ask
-for (no tools offered, tool_choice "none", or a tool the request did not offer: a client's SDK
-fails on a name it does not know) comes back as content, with an `unexpected_tool_call` warning
-carrying its `tool` and `arguments`. Stop strings apply to the content only (the analysis channel is not the answer); the
-text that might begin one is held back.
+warning; an agent loop answers it with an error so the model can try again. A call the client
+did not ask for (no tools offered, tool_choice "none", or a tool the request did not offer: a
+client's SDK fails on a name it does not know) comes back as content, with an
+`unexpected_tool_call` warning carrying its `tool` and `arguments`. Stop strings apply to the
+content only (the analysis channel is not the answer); the text that might begin one is held
+back.
 """
 
 from __future__ import annotations
@@ -360,10 +361,11 @@ class Turn:
         arguments = call.arguments
         if call.error is not None:  # the rest as written, and the error on the last fragment
             out = self._live_send(live, "")
+            tail = arguments[len(live.sent):]
             if not arguments.startswith(live.sent):
                 self._streamed_differ(live, arguments)
-            return out + [ToolCallArgs(live.start.index, arguments[len(live.sent):] if arguments.startswith(live.sent)
-                                       else "", call.error)]
+                tail = ""
+            return out + [ToolCallArgs(live.start.index, tail, call.error)]
         if not live.json or not live.sent:
             return self._live_send(live, arguments[len(live.sent):] if not live.json else arguments)
         tail = json_completion(live.sent, live.raw, arguments)

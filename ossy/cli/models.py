@@ -21,7 +21,6 @@ from ossy.store import Library, Model, Progress, create, parse_name
 from ossy.store.show import modelfile_text, parameter_pairs, parameters_text
 
 
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("create", help="Create a model from a Modelfile")
     p.add_argument("name", metavar="MODEL")

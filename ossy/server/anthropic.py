@@ -16,7 +16,8 @@ Choices: the analysis channel comes back as `thinking` blocks when the request a
 way. Thinking blocks sent back are given to the model as its reasoning; their `signature` is
 neither checked nor made (it is ""). An invalid tool call (arguments not a JSON object) is a
 `tool_use` whose input is `{"input": <the text as written>}`, or, when part of it was already
-streamed, that part closed into an object: Anthropic's input is always an object. Server tools without an `input_schema` (web search, code
+streamed, that part closed into an object: Anthropic's input is always an object. Server tools
+without an `input_schema` (web search, code
 execution) are left out with a warning; gpt-oss has none of them. Images are refused (text only).
 """
 
@@ -323,11 +324,10 @@ async def _events(turn: Turn, body: MessagesBody, ident: str, show_thinking: boo
             elif isinstance(chunk, ToolCallStart):
                 out += open_block("tool_use", {"type": "tool_use", "id": chunk.id, "name": chunk.name, "input": {}})
             elif isinstance(chunk, ToolCallArgs):
-                text = chunk.text
+                sent, text = streamed.get(chunk.index, ""), chunk.text
                 if chunk.error is not None:  # an invalid call: its input must still be an object
-                    sent = streamed.get(chunk.index, "")
-                    text = json.dumps(_input(text)) if not sent else json_closing(sent)
-                streamed[chunk.index] = streamed.get(chunk.index, "") + text
+                    text = json_closing(sent) if sent else json.dumps(_input(text))
+                streamed[chunk.index] = sent + text
                 out.append(event("content_block_delta", index=index,
                                  delta={"type": "input_json_delta", "partial_json": text}))
             elif isinstance(chunk, ToolCallChunk):

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ossy.engine.protocol import Engine
+from ossy.tools.audit import AuditLog
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -40,7 +41,8 @@ NS = 1e9
 class Metrics:
     def __init__(self, engine: Engine, home: Path | None) -> None:
         """`home`: the ossy home whose audit log the tool-call counts come from (None: none)."""
-        self.engine, self.home = engine, home
+        self.engine = engine
+        self.audit = AuditLog.default(home) if home is not None else None  # one connection, kept
         self.registry = registry = CollectorRegistry()
         self.requests = Counter("ossy_requests", "HTTP requests by route, method and status",
                                 ("endpoint", "method", "status"), registry=registry)
@@ -93,17 +95,9 @@ class _Scraped:
                                 value=0 if engine.health()["status"] == "down" else 1)
         calls = CounterMetricFamily("ossy_tool_calls", "Tool calls in the audit log, by tool and decision",
                                     labels=("tool", "decision"))
-        for (tool, decision), count in _audit_counts(self.metrics.home).items():
+        for (tool, decision), count in (self.metrics.audit.counts() if self.metrics.audit else {}).items():
             calls.add_metric((tool, decision), count)
         yield calls
-
-
-def _audit_counts(home: Path | None) -> dict[tuple[str, str], int]:
-    if home is None:
-        return {}
-    from ossy.tools.audit import AuditLog
-
-    return AuditLog.default(home).counts()
 
 
 class CountRequests:
