@@ -1,4 +1,6 @@
-"""Shared test fixtures: where the read-only reference data in ../shared lives."""
+"""Shared test fixtures: where the read-only reference data in ../shared lives, the tool audit
+log, and `server`: a live server over the stub engine's scripted model (`stub_engine.stub_server`),
+one per test module (a module that defines its own `server` uses that one)."""
 
 from __future__ import annotations
 
@@ -35,3 +37,12 @@ def audit(tmp_path):
     from ossy.tools.audit import AuditLog
 
     return AuditLog(tmp_path / "audit.sqlite")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(base url, StubEngine) of a live server over the scripted stub model and a tiny store."""
+    from stub_engine import stub_server
+
+    with stub_server(tmp_path_factory.mktemp("store")) as running:
+        yield running

@@ -221,6 +221,12 @@ WEATHER_CALL = ("<|channel|>analysis<|message|>I should call the weather tool.<|
                 '<|message|>{{"city": "{city}"}}<|call|>')
 
 
+# The tool `scripted` calls, as an OpenAI chat request offers it.
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                                "required": ["city"]}}}
+
+
 def scripted(prompt_text: str, request) -> str:
     """The stub's "model": a weather tool loop, a JSON answer, or a greeting, by the prompt."""
     if prompt_text.endswith("<|message|>"):  # a forced tool call (tool_choice): only its arguments

@@ -7,14 +7,6 @@ from __future__ import annotations
 import agents
 import pytest
 
-from stub_engine import stub_server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
-
 
 @pytest.mark.parametrize("api", ["chat_completions", "responses"])
 def test_an_agent_calls_a_function_tool_and_answers_from_it(server, api):

@@ -12,17 +12,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of the cost map at import
 import litellm  # noqa: E402
 
-from stub_engine import stub_server
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
+from stub_engine import WEATHER_TOOL as WEATHER
 
 
 @pytest.mark.parametrize("provider", ["ollama_chat", "openai"])

@@ -10,16 +10,10 @@ import anthropic
 import httpx
 import pytest
 
-from stub_engine import stub_server, tokenizer
+from stub_engine import tokenizer
 
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
 
 
 @pytest.fixture

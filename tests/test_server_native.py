@@ -11,17 +11,7 @@ import ollama
 import pytest
 
 from ossy.server import split_host
-from stub_engine import stub_server, tokenizer
-
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                                "required": ["city"]}}}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
+from stub_engine import tokenizer, WEATHER_TOOL
 
 
 @pytest.fixture

@@ -9,19 +9,10 @@ import httpx
 import openai
 import pytest
 
-from stub_engine import stub_server, tokenizer
+from stub_engine import tokenizer, WEATHER_TOOL
 
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                                "required": ["city"]}}}
 OTHER_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 HI = [{"role": "user", "content": "Hi"}]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ import ollama
 import openai
 import pytest
 
-from stub_engine import stub_server
+from stub_engine import WEATHER_TOOL as WEATHER
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
 CALLS = {
     "analysis channel, recipient after it":
         '<|channel|>analysis to=functions.get_weather <|constrain|>json<|message|>{"city": "Oslo"}<|call|>',
@@ -23,12 +20,6 @@ CALLS = {
     "analysis, recipient before the channel, no constrain":
         ' to=functions.get_weather<|channel|>analysis<|message|>{"city": "Oslo"}<|call|>',
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with stub_server(tmp_path_factory.mktemp("store")) as running:
-        yield running
 
 
 @pytest.mark.parametrize("generated", CALLS.values(), ids=CALLS.keys())
