@@ -42,15 +42,18 @@ def tool_setting(rng: random.Random) -> data.Setting:
                    shuffle=rng.randrange(2**31) if rng.random() < 0.5 else None)
 
 
-def tool_pack(rng: random.Random, split: str, per_step: int, tok, copy_weight: float) -> Pack:
+def tool_pack(rng: random.Random, split: str, per_step: int, tok, copy_weight: float, drill: float) -> Pack:
     setting = tool_setting(rng)
-    convos = [data.tool_use(rng, split, setting) for _ in range(per_step)]
+    convos = [(data.copy_drill if rng.random() < drill else data.tool_use)(rng, split, setting)
+              for _ in range(per_step)]
     return Pack.build(data.prefix_ids(setting, tok), [data.encode(setting, c, tok, 1.0, copy_weight) for c in convos])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copy-weight", type=float, default=TrainConfig.copy_weight)
+    parser.add_argument("--drill", type=float, default=0.0,
+                        help="fraction of the conversations that are copy drills (`data.copy_drill`)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--per-step", type=int, default=12, help="conversations per step")
     parser.add_argument("--cases", type=int, default=40)
@@ -65,10 +68,10 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     rng, start, losses = random.Random(0), time.monotonic(), []
     for step in range(args.steps):
-        pack = tool_pack(rng, data.TRAIN, args.per_step, tok, args.copy_weight)
+        pack = tool_pack(rng, data.TRAIN, args.per_step, tok, args.copy_weight, args.drill)
         losses.append(train_step(model, optimizer, pack, learning_rate(config, step), config.clip_norm))
         if (step + 1) % 25 == 0:
-            print(f"copy weight {args.copy_weight:g} step {step + 1}: loss {sum(losses[-25:]) / 25:.3f}  "
+            print(f"copy weight {args.copy_weight:g} drill {args.drill:g} step {step + 1}: loss {sum(losses[-25:]) / 25:.3f}  "
                   f"{time.monotonic() - start:.0f} s", flush=True)
     heldout = random.Random(1)
     cases = []
@@ -85,7 +88,7 @@ def main() -> None:
                     right += 1
                     exact, names = answer_after_result(chat, case, reply)
                     used, named = used + exact, named + names
-    print(f"copy weight {args.copy_weight:g}, {args.steps} steps: right tool {right}/{len(cases)}, "
+    print(f"copy weight {args.copy_weight:g}, drill {args.drill:g}, {args.steps} steps: right tool {right}/{len(cases)}, "
           f"answer from the result {used}/{right} word for word, naming only what it shows {named}/{right}  "
           f"({time.monotonic() - start:.0f} s)", flush=True)
 

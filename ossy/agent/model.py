@@ -46,7 +46,7 @@ class Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     done_reason: str = "stop"  # "stop" | "length" | "tool_calls" | "cancelled"
     warnings: list[dict] = field(default_factory=list)  # [{code, detail}] from the chat layer
-    stats: dict = field(default_factory=dict)  # the server's final chunk (timings), when there is one
+    stats: dict = field(default_factory=dict)  # the server's final chunk (timings); an engine turn: its token counts
 
 
 class ChatModel(Protocol):
@@ -131,19 +131,11 @@ class EngineModel:
         return self._loop.run_until_complete(self._turn(request, on_text))
 
     async def _turn(self, request, on_text: OnText | None) -> Reply:
-        from ossy.chat.turn import TextChunk, Turn
+        from ossy.chat.turn import Turn
 
         turn = Turn(self.engine, self.model, request)
         await turn.start()
-        try:
-            async for chunk in turn.stream():
-                if isinstance(chunk, TextChunk) and on_text is not None:
-                    on_text(chunk.field, chunk.text)
-        finally:
-            turn.cancel()
-        r = turn.result
-        calls = [ToolCall(c.id, c.name, c.arguments, c.error) for c in r.tool_calls]
-        return Reply(r.thinking, r.content, calls, r.done_reason, list(r.warnings))
+        return await reply_of(turn, on_text)
 
     def close(self) -> None:
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
@@ -154,3 +146,20 @@ class EngineModel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+async def reply_of(turn, on_text: OnText | None = None) -> Reply:
+    """Stream a started `ossy.chat.turn.Turn` to its end (text to `on_text`) and return its
+    `Reply`; the turn is cancelled if this is (a client gone)."""
+    from ossy.chat.turn import TextChunk
+
+    try:
+        async for chunk in turn.stream():
+            if isinstance(chunk, TextChunk) and on_text is not None:
+                on_text(chunk.field, chunk.text)
+    finally:
+        turn.cancel()
+    r = turn.result
+    calls = [ToolCall(c.id, c.name, c.arguments, c.error) for c in r.tool_calls]
+    stats = {"prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens}
+    return Reply(r.thinking, r.content, calls, r.done_reason, list(r.warnings), stats)

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
-from ossy.server import anthropic, native, openai, responses
+from ossy.server import agent, anthropic, native, openai, page, responses
 from ossy.server.guard import Guard
 from ossy.server.metrics import CONTENT_TYPE as METRICS_TYPE, CountRequests, Metrics
 from ossy.server.http import error_response, log
@@ -117,7 +117,9 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
         """Prometheus' text format (`ossy.server.metrics`)."""
         return Response(await anyio.to_thread.run_sync(metrics.text), media_type=METRICS_TYPE)
 
+    page.register(app)
     native.register(app, state)
+    agent.register(app, state)
     openai.register(app, state)
     responses.register(app, state)
     anthropic.register(app, state)

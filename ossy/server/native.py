@@ -1,7 +1,7 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
 Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, embed, embeddings,
-tags, show, create, pull, push, blobs, copy, delete, ps, version, and `GET /`. Requests are translated into `ossy.chat.ChatRequest`
+tags, show, create, pull, push, blobs, copy, delete, ps, version (`GET /` is `ossy.server.page`'s). Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
 Differences from Ollama, on purpose:
@@ -41,7 +41,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from starlette.requests import ClientDisconnect
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ossy import __version__
@@ -262,11 +262,6 @@ def stats(result, started_ns: int) -> dict:
 
 
 def register(app: FastAPI, state: State) -> None:
-    @app.get("/")
-    @app.head("/")
-    async def root():
-        return PlainTextResponse("Ollama is running")  # the text Ollama's clients probe for
-
     @app.get("/api/version")
     @app.head("/api/version")
     async def version():

@@ -28,6 +28,7 @@ class State:
     create_root: Path | None = None  # OSSY_CREATE_ROOT: /api/create may read `from` directories below it
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # /v1/responses store
     on_turn: Callable[[str, Stats], None] | None = None  # each finished turn's stats (the metrics)
+    workspace: Path = field(default_factory=Path.cwd)  # where the page's tools act (`ossy.server.agent`)
     started: float = field(default_factory=time.time)
     _ids: itertools.count = field(default_factory=itertools.count)
 

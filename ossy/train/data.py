@@ -288,6 +288,37 @@ def repeat(rng: random.Random, split: str, setting: Setting) -> Conversation:
     return Conversation("repeat", _turn(user, analysis, words), answer=words)
 
 
+def _made_up(rng: random.Random, split: str) -> str:
+    """A made-up word of 1-4 syllables in the split: no word pool to guess it from."""
+    while True:
+        word = "".join(rng.choice(F.SYLLABLES) for _ in range(rng.randint(1, 4)))
+        if _in_split(word, split):
+            return word
+
+
+def _drill_item(rng: random.Random, split: str) -> str:
+    roll = rng.random()
+    if roll < 0.35:
+        return _made_up(rng, split)
+    if roll < 0.65:
+        return str(rng.randrange(10 ** rng.randint(1, 10)))
+    name = f"{_made_up(rng, split)}.{rng.choice(sorted(F.EXTENSIONS))}"
+    return name if roll < 0.85 else f"{_made_up(rng, split)}/{name}"
+
+
+def copy_drill(rng: random.Random, split: str, setting: Setting) -> Conversation:
+    """A list of 4-16 made-up words, numbers of up to 10 digits and file paths to say back: every
+    item can only come from the request, so the loss is lowered only by copying from the context,
+    which every answer from a tool result is made of (`benchmarks/tool_probe.py --drill`)."""
+    items = [_drill_item(rng, split) for _ in range(rng.randint(4, 16))]
+    words = rng.choice((" ", ", ")).join(items)
+    user = _pick(rng, F.REPEAT_PHRASINGS, split).format(words=words)
+    analysis = _by_effort(setting.effort, f"Repeat {len(items)} items.", f"The user wants {len(items)} items said back.",
+                          f"The user gives me {len(items)} items to say back exactly. I will copy each of them "
+                          f"in order, digit for digit and letter for letter.")
+    return Conversation("copy_drill", _turn(user, analysis, words), answer=words)
+
+
 def _turn(user: str, analysis: str, final: str) -> tuple[dict, ...]:
     return ({"role": "user", "content": user}, {"role": "assistant", "reasoning_content": analysis, "content": final})
 
