@@ -92,6 +92,9 @@ class StubEngine:
     def occupancy(self) -> dict[str, int]:
         return {"waiting": 0, "running": self.active, "slots": len(self._loaded)}
 
+    def expert_counts(self) -> list:
+        return []  # no model, no routing
+
     def health(self) -> dict:
         return {"status": "ok", "restarts": 0, "last_error": None}
 

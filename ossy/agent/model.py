@@ -162,4 +162,6 @@ async def reply_of(turn, on_text: OnText | None = None) -> Reply:
     r = turn.result
     calls = [ToolCall(c.id, c.name, c.arguments, c.error) for c in r.tool_calls]
     stats = {"prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens}
+    if r.stats.experts is not None:
+        stats["experts"] = r.stats.experts  # an `ossy.engine.protocol.ExpertCounts`
     return Reply(r.thinking, r.content, calls, r.done_reason, list(r.warnings), stats)

@@ -1,6 +1,7 @@
 """`ossy ps` (the models in memory, like `ollama ps`) and `ossy stop MODEL` (unload it now).
 
-Owns: both subcommands and the table's formatting (NAME ID SIZE PROCESSOR CONTEXT UNTIL). They
+Owns: both subcommands, the table's formatting (NAME ID SIZE PROCESSOR CONTEXT UNTIL) and the
+expert-routing table of `ossy ps --experts` (from /api/experts). They
 ask the running server (`settings().host`); without one nothing is loaded, which is an error.
 """
 
@@ -14,6 +15,8 @@ from ossy.errors import OssyError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ps", help="List the models in memory")
+    p.add_argument("--experts", action="store_true",
+                   help="also show how often each expert was chosen, per layer, since the model was loaded")
     p.set_defaults(func=ps)
     p = subparsers.add_parser("stop", help="Unload a running model now")
     p.add_argument("model", metavar="MODEL", help="model name")
@@ -79,6 +82,7 @@ def table(rows: list[list[str]]) -> str:
 def ps(args: argparse.Namespace) -> int:
     with _client() as client:
         models = client.ps()
+        experts = client.experts() if args.experts else []
     rows = [["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]]
     for m in models:
         digest = str(m.get("digest", "")).removeprefix("sha256:")
@@ -88,7 +92,29 @@ def ps(args: argparse.Namespace) -> int:
                      (f" ({backend})" if backend else ""),
                      str(m.get("context_length") or ""), until(m.get("expires_at"))])
     print(table(rows), end="")
+    if args.experts:
+        for counts in experts:
+            print("\n" + expert_table(counts), end="")
     return 0
+
+
+SHADES = " .:-=+*#%@"  # share of the layer's most chosen expert, low to high
+
+
+def expert_table(counts: dict) -> str:
+    """An /api/experts item as text: a row per layer, a column per expert, each cell the
+    percentage of the layer's tokens that chose the expert, shaded by it."""
+    tokens, rows = counts["tokens"], counts["counts"]
+    lines = [f"{counts['model']}: experts chosen per layer over {tokens} tokens "
+             f"({counts['top_k']} per token per layer; % of tokens)"]
+    width = max(3, len(str(counts["experts"] - 1)) + 1)
+    lines.append("layer " + "".join(f"{e:>{width}}" for e in range(counts["experts"])))
+    for layer, row in enumerate(rows):
+        most = max(row) or 1
+        cells = "".join(f"{round(100 * n / tokens) if tokens else 0:>{width}}" for n in row)
+        shades = "".join(SHADES[min(len(SHADES) - 1, n * len(SHADES) // (most + 1))] for n in row)
+        lines.append(f"{layer:<6}{cells}  {shades}")
+    return "\n".join(lines) + "\n"
 
 
 def _same(a: str, b: str) -> bool:

@@ -157,6 +157,10 @@ class Client:
     def ps(self) -> list[dict]:
         return self._request("GET", "/api/ps").get("models", [])
 
+    def experts(self) -> list[dict]:
+        """GET /api/experts (ossy): each loaded model's routing counts."""
+        return self._request("GET", "/api/experts").get("models", [])
+
     def show(self, model: str, verbose: bool = False) -> dict:
         return self._request("POST", "/api/show", {"model": model, **({"verbose": True} if verbose else {})})
 

@@ -17,8 +17,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from ossy.engine.protocol import (ContextOverflowError, Event, Finished, FinishReason, GenerateRequest, Stats,
-                                  Token)
+import torch
+
+from ossy.engine.protocol import (ContextOverflowError, Event, ExpertCounts, Finished, FinishReason,
+                                  GenerateRequest, Stats, Token)
 from ossy.engine.sampling import Sampler
 from ossy.model.cache import KVCache
 
@@ -88,6 +90,12 @@ class Job:
     prefilled: int = 0
     load_ns: int = 0
     cached: int = 0
+    routing: torch.Tensor | None = None  # [L, E] int64: the experts its tokens chose
+    top_k: int = 0
+
+    def add_routing(self, counts: torch.Tensor, top_k: int) -> None:
+        self.routing = counts.clone() if self.routing is None else self.routing + counts
+        self.top_k = top_k
 
     def finish(self, reason: FinishReason) -> None:
         now = time.perf_counter_ns()
@@ -101,6 +109,8 @@ class Job:
             queue_duration=admitted - self.submitted,
             cached_tokens=self.cached,
             truncated_tokens=self.truncated,
+            experts=None if self.routing is None else ExpertCounts(self.request.model.name, self.top_k,
+                                                                   tuple(map(tuple, self.routing.tolist()))),
         )))
 
     def emit(self, token: Token, context: int) -> FinishReason | None:

@@ -133,6 +133,27 @@ class Stats:
     queue_duration: int = 0  # ns waited for a slot
     cached_tokens: int = 0  # prompt tokens reused from the slot's cache (not re-prefilled)
     truncated_tokens: int = 0  # prompt tokens dropped by the "truncate" policy (the server warns)
+    experts: "ExpertCounts | None" = None  # the experts this request's tokens chose (prompt tokens reused
+    # from the cache are not run again); None: the backend cannot tell
+
+
+@dataclass(frozen=True)
+class ExpertCounts:
+    """Routing decisions of a loaded model since it was loaded, or of one request:
+    `counts[layer][expert]` is how many tokens chose that expert in that layer (each token
+    chooses `top_k` per layer)."""
+
+    model: str
+    top_k: int
+    counts: tuple[tuple[int, ...], ...]
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.counts[0]) // self.top_k if self.counts else 0
+
+    def __add__(self, other: "ExpertCounts") -> "ExpertCounts":
+        return ExpertCounts(self.model, self.top_k, tuple(tuple(a + b for a, b in zip(mine, theirs))
+                                                          for mine, theirs in zip(self.counts, other.counts)))
 
 
 @dataclass(frozen=True)
@@ -202,6 +223,9 @@ class Engine(Protocol):
         """Monotonic counters for tests and /metrics: at least `submitted`, `finished`,
         `cancelled`, `rejected` (queue full), `max_batch` (most requests decoded in one step),
         `prefill_tokens`, `cached_tokens`, `decode_steps`."""
+
+    def expert_counts(self) -> list[ExpertCounts]:
+        """Routing counts of each loaded model that reports them (`LanguageModel.last_routing`)."""
 
     def occupancy(self) -> dict[str, int]:
         """Now: `waiting` (admitted, not yet in a slot), `running` (slots generating), `slots` (of

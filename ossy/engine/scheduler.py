@@ -35,7 +35,7 @@ import torch
 
 from ossy.config import Settings, settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
-from ossy.engine.protocol import Embeddings, GenerateRequest, LoadedModel, ModelRef, QueueFullError
+from ossy.engine.protocol import Embeddings, ExpertCounts, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
 from ossy.errors import NotFoundError, OssyError, UnavailableError
 from ossy.model.interface import LanguageModel
@@ -82,6 +82,19 @@ class Resident:
     size: int
     keep_alive: float
     idle_since: float = field(default_factory=time.time)
+    routing: torch.Tensor | None = None  # [L, E] int64: the experts chosen since it was loaded
+
+    def count_routing(self, slots: list[Slot]) -> None:
+        """Add the last forward's routing (`LanguageModel.last_routing` [L, B, E], B = the slots in
+        order) to each slot's request and to this model's totals; a model without it adds nothing."""
+        routing = getattr(self.model, "last_routing", None)
+        if routing is None:
+            return
+        routing = routing.cpu()
+        for b, slot in enumerate(slots):
+            slot.job.add_routing(routing[:, b], self.model.config.num_experts_per_tok)
+        total = routing.sum(dim=1)
+        self.routing = total if self.routing is None else self.routing + total
 
     def running(self) -> list[Slot]:
         return [s for s in self.slots if s.job is not None]
@@ -178,6 +191,10 @@ class LocalEngine:
             return {key: self._counters[key] for key in
                     ("submitted", "finished", "cancelled", "rejected", "max_batch", "prefill_tokens",
                      "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
+
+    def expert_counts(self) -> list[ExpertCounts]:
+        return [ExpertCounts(r.ref.name, r.model.config.num_experts_per_tok, tuple(map(tuple, r.routing.tolist())))
+                for r in list(self._residents.values()) if r.routing is not None]
 
     def occupancy(self) -> dict[str, int]:
         with self._cond:
@@ -350,6 +367,7 @@ class LocalEngine:
         job = slot.job
         chunk = job.prompt[len(slot.tokens):len(slot.tokens) + PREFILL_CHUNK]
         logits = resident.model.forward(torch.tensor(chunk), slot.cache, last_only=True)
+        resident.count_routing([slot])
         slot.tokens.extend(chunk)
         if len(slot.tokens) < len(job.prompt):
             return
@@ -362,6 +380,7 @@ class LocalEngine:
         running = [s for s in resident.running() if s.job.prefilled]
         batch = [(torch.tensor([s.job.pending]), s.cache) for s in running]
         logits = resident.model.forward_batch(batch, last_only=True)
+        resident.count_routing(running)
         with self._cond:
             self._counters["decode_steps"] += 1
             self._counters["max_batch"] = max(self._counters["max_batch"], len(running))

@@ -2,8 +2,9 @@
 
 Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the top-k router,
 the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token
-ids (of one or several sequences, each with its own `KVCache`) to logits; it implements
-`ossy.model.interface.LanguageModel`, the interface the engine drives.
+ids (of one or several sequences, each with its own `KVCache`) to logits, counting each
+sequence's expert choices as it routes (`last_routing`: one index_add of N*K ones per layer); it
+implements `ossy.model.interface.LanguageModel`, the interface the engine drives.
 Does not own: reading files (`ossy.model.weights`), MXFP4 bit layout (`ossy.model.mxfp4`), cache
 storage (`ossy.model.cache`), the native kernels (`ossy.model.native`, which follow this file's
 math), sampling or text.
@@ -119,10 +120,18 @@ def mixture_of_experts(h: torch.Tensor, router: torch.Tensor, router_bias: torch
     some token routes to are asked for. Differentiable (the trainer uses it with parameters).
     """
     chosen, weights = route(h, router, router_bias, k)  # [N, K] each
-    weights = weights.view(-1)  # [N*K]
-    flat = chosen.view(-1)  # [N*K]
+    return mix_experts(h, chosen, weights, experts, alpha, limit)
+
+
+def mix_experts(h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
+                limit: float) -> torch.Tensor:
+    """h [N, H] with each token's `chosen` [N, K] experts and routing `weights` [N, K] -> the sum
+    of weight * expert(h) over its experts: [N, H]."""
+    k = chosen.shape[1]
+    weights = weights.reshape(-1)  # [N*K]
+    flat = chosen.reshape(-1)  # [N*K]
     order = flat.argsort()  # (token, slot) pairs grouped by expert
-    counts = flat.bincount(minlength=router.shape[0]).tolist()  # [E]
+    counts = flat.bincount().tolist()  # [max chosen + 1]
     out = torch.zeros_like(h)
     start = 0
     for e, n in enumerate(counts):
@@ -217,6 +226,7 @@ class GptOss:
         self.norm = norm  # [H] fp32
         self.unembed = unembed  # [V, H]
         self.inv_freq = rope_inv_freq(config).to(embed.device)  # [D/2] fp32
+        self.last_routing: torch.Tensor | None = None  # [L, B, E] int64: the last forward's expert choices
 
     @property
     def backend(self) -> str:
@@ -302,13 +312,18 @@ class GptOss:
         positions = positions.to(self.embed.device)  # [N]
         x = F.embedding(torch.cat([ids for ids, _ in sequences]).to(self.embed.device), self.embed)  # [N, H]
         cos, sin = rope_tables(self.inv_freq, positions, self.config.yarn_concentration, self.dtype)
+        c = self.config
+        routing = torch.zeros(c.num_hidden_layers, len(sequences), c.num_local_experts, dtype=torch.int64,
+                              device=x.device)
+        owner = torch.repeat_interleave(torch.arange(len(sequences)), torch.tensor(lengths)).to(x.device)  # [N]: whose token
         for i, layer in enumerate(self.layers):
-            caches = [c.layers[i] for _, c in sequences]
-            x = x + self._attention(layer, rms_norm(x, layer.input_norm, self.config.rms_norm_eps),
+            caches = [cache.layers[i] for _, cache in sequences]
+            x = x + self._attention(layer, rms_norm(x, layer.input_norm, c.rms_norm_eps),
                                     positions, cos, sin, caches, lengths)
-            x = x + self._moe(layer, rms_norm(x, layer.mlp_norm, self.config.rms_norm_eps))
-        for (_, c), n in zip(sequences, lengths):
-            c.length += n
+            x = x + self._moe(layer, rms_norm(x, layer.mlp_norm, c.rms_norm_eps), routing[i], owner)
+        for (_, cache), n in zip(sequences, lengths):
+            cache.length += n
+        self.last_routing = routing
         return rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
 
     def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
@@ -350,10 +365,13 @@ class GptOss:
         o = torch.cat(outs).view(-1, Hq * D)  # [N, Hq D]
         return self._linear(o, layer.out, layer.out_bias)
 
-    def _moe(self, layer: Layer, h: torch.Tensor) -> torch.Tensor:
+    def _moe(self, layer: Layer, h: torch.Tensor, counts: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        """h [N, H] -> the MoE block's output [N, H]; each token's chosen experts are counted into
+        `counts` [B, E] under its sequence `owner` [N]."""
         c = self.config
+        chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok, self._linear)  # [N, K]
+        counts.view(-1).index_add_(0, (owner[:, None] * c.num_local_experts + chosen).view(-1),
+                                   torch.ones(chosen.numel(), dtype=torch.int64, device=counts.device))
         if self.kernels is not None and isinstance(layer.experts, PackedExperts):
-            chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok, self._linear)
             return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
-        return mixture_of_experts(h, layer.router, layer.router_bias, layer.experts, c.num_experts_per_tok,
-                                  c.swiglu_alpha, c.swiglu_limit)
+        return mix_experts(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)

@@ -14,6 +14,9 @@ The contract, in the engine's words:
     `forward(ids, cache, last_only)` is the one-sequence case.
   * `embedding(ids)` is the embedding of token ids [T]: the mean of the final normed hidden states,
     L2-normalised, fp32 [H], on a fresh cache (it touches no slot).
+  * `last_routing` (optional) is what the last `forward`/`forward_batch` routed: int64 counts
+    [L, B, E] of how many of sequence b's tokens chose expert e in layer l (None or absent: the
+    backend cannot tell). The engine sums it per request and per loaded model.
   * `weight_bytes()` is the memory its weights hold (shared storage counted once); `device` is
     where they are ("cpu", "cuda:0"), `config` the model's configuration.
 """

@@ -46,7 +46,7 @@ from pydantic import Field
 from ossy.chat import RequestError
 from ossy.errors import ForbiddenError, NotFoundError, OssyError
 from ossy.server.http import StreamResponse, log, ndjson, parse_body
-from ossy.server.native import NDJSON, _Body
+from ossy.server.native import NDJSON, _Body, expert_json
 from ossy.server.state import State
 
 APPROVAL_WAIT = 600.0  # seconds an approval waits for the page before it counts as "no"
@@ -109,6 +109,11 @@ class _Run:
         self.cancelled = threading.Event()
         self.turns: set = set()  # the running chat turns (ossy.chat.turn.Turn)
         self.approvals: set[str] = set()
+        self.experts = None  # an `ExpertCounts` over all the run's turns
+
+    def add_experts(self, counts) -> None:
+        if counts is not None:
+            self.experts = counts if self.experts is None else counts + self.experts
 
     def post(self, event: dict | None) -> None:
         """From any thread; None ends the stream."""
@@ -135,9 +140,11 @@ class ServerModel:
         turn = await self.state.start(self.model, request)
         self.run.turns.add(turn)
         try:
-            return await reply_of(turn, on_text)
+            reply = await reply_of(turn, on_text)
         finally:
             self.run.turns.discard(turn)
+        self.run.add_experts(reply.stats.get("experts"))
+        return reply
 
 
 class _Stopped(Exception):
@@ -219,8 +226,12 @@ def register(app: FastAPI, state: State) -> None:
             try:
                 result = loop(ServerModel(state, model, run), toolbox, body.messages, max_steps=body.max_steps,
                               think=body.think, options=body.options, on_event=lambda e: run.post(_event(e)))
-                run.post({"type": "done", "stopped": result.stopped, "answer": result.answer,
-                          "messages": result.messages, "stats": result.last.stats if result.last else {}})
+                stats = {k: v for k, v in (result.last.stats if result.last else {}).items() if k != "experts"}
+                done = {"type": "done", "stopped": result.stopped, "answer": result.answer,
+                        "messages": result.messages, "stats": stats}
+                if run.experts is not None:
+                    done["experts"] = expert_json(run.experts)
+                run.post(done)
             except _Stopped:
                 pass
             except Exception as e:

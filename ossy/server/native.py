@@ -50,6 +50,7 @@ from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.chat.models import capabilities, details, library_template
+from ossy.engine.protocol import ExpertCounts
 from ossy.errors import NotFoundError, OssyError, StalledError
 from ossy.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
@@ -258,6 +259,12 @@ def stats(result, started_ns: int) -> dict:
     return out
 
 
+def expert_json(counts: ExpertCounts) -> dict:
+    """/api/experts' item; the page's heatmap and `ossy ps --experts` read it."""
+    return {"model": counts.model, "layers": len(counts.counts), "experts": len(counts.counts[0]),
+            "top_k": counts.top_k, "tokens": counts.tokens, "counts": [list(row) for row in counts.counts]}
+
+
 # ---- routes ------------------------------------------------------------------------------------
 
 
@@ -410,6 +417,19 @@ def register(app: FastAPI, state: State) -> None:
                         "expires_at": now_rfc3339(m.expires_at) if m.expires_at else "2318-01-01T00:00:00Z",
                         "size_vram": m.size_vram, "context_length": m.context_length, "backend": m.backend})
         return {"models": out, "engine": state.engine.health()}
+
+    @app.get("/api/experts")
+    async def experts(model: str | None = None):
+        """Routing counts of the loaded models since they were loaded (an ossy extension; `model`:
+        that one only, 404 when it is not loaded or its backend cannot tell)."""
+        found = [expert_json(c) for c in state.engine.expert_counts()]
+        if model is None:
+            return {"models": found}
+        wanted = str(parse_name(model))
+        for item in found:
+            if item["model"] == wanted:
+                return item
+        raise NotFoundError(f"model {model!r} is not loaded (no routing counted yet): run a prompt first")
 
 
 class _Cancelled(Exception):
