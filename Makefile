@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean goldens sandbox kernels
+.PHONY: install demo test bench clean goldens sandbox kernels browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ install: $(STAMP) sandbox kernels
 demo: $(STAMP) sandbox kernels
 	$(PY) scripts/demo.py
 
-test: $(STAMP) sandbox kernels
+test: $(STAMP) sandbox kernels browser
 	$(PY) -m pytest -q
 
 # ossy's native CPU kernels (ossy/kernels/*.c): built here from source with the system compiler,
@@ -36,6 +36,14 @@ sandbox:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && sh -c '$(BWRAP_APT)'; } \
 	  || { sudo -n true 2>/dev/null && sudo -n sh -c '$(BWRAP_APT)'; } \
 	  || echo "note: bubblewrap is missing (apt install bubblewrap): process tools refuse to run without --unsandboxed"
+
+# Debian's chromium: the chat page's tests drive it with Playwright (tests/test_page.py). Installed
+# from apt when missing, as bubblewrap is; without it those tests fail, saying so.
+CHROMIUM_APT := apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && sh -c '$(CHROMIUM_APT)'; } \
+	  || { sudo -n true 2>/dev/null && sudo -n sh -c '$(CHROMIUM_APT)'; } \
+	  || echo "note: chromium is missing (apt install chromium): the chat page's browser tests will fail"
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py

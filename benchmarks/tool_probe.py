@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from copy_probe import copy_pack
 from ossy.train import data
 from ossy.train.config import TrainConfig
 from ossy.train.evaluate import Case, answer_after_result, open_checkpoint, run_case, score
@@ -54,6 +55,10 @@ def main() -> None:
     parser.add_argument("--copy-weight", type=float, default=TrainConfig.copy_weight)
     parser.add_argument("--drill", type=float, default=0.0,
                         help="fraction of the conversations that are copy drills (`data.copy_drill`)")
+    parser.add_argument("--copy-warmup", type=int, default=0,
+                        help="first train this many steps on random token runs shown twice (copy_probe.py's "
+                             "packs): the copying mechanism alone")
+    parser.add_argument("--copy-alphabet", type=int, default=64, help="token ids 0..N-1 in the warm-up runs")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--per-step", type=int, default=12, help="conversations per step")
     parser.add_argument("--cases", type=int, default=40)
@@ -68,7 +73,10 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     rng, start, losses = random.Random(0), time.monotonic(), []
     for step in range(args.steps):
-        pack = tool_pack(rng, data.TRAIN, args.per_step, tok, args.copy_weight, args.drill)
+        if step < args.copy_warmup:
+            pack = copy_pack(rng, 32, args.copy_alphabet)
+        else:
+            pack = tool_pack(rng, data.TRAIN, args.per_step, tok, args.copy_weight, args.drill)
         losses.append(train_step(model, optimizer, pack, learning_rate(config, step), config.clip_norm))
         if (step + 1) % 25 == 0:
             print(f"copy weight {args.copy_weight:g} drill {args.drill:g} step {step + 1}: loss {sum(losses[-25:]) / 25:.3f}  "
@@ -88,7 +96,7 @@ def main() -> None:
                     right += 1
                     exact, names = answer_after_result(chat, case, reply)
                     used, named = used + exact, named + names
-    print(f"copy weight {args.copy_weight:g}, drill {args.drill:g}, {args.steps} steps: right tool {right}/{len(cases)}, "
+    print(f"copy weight {args.copy_weight:g}, drill {args.drill:g}, copy warm-up {args.copy_warmup} (alphabet {args.copy_alphabet}), {args.steps} steps: right tool {right}/{len(cases)}, "
           f"answer from the result {used}/{right} word for word, naming only what it shows {named}/{right}  "
           f"({time.monotonic() - start:.0f} s)", flush=True)
 

@@ -60,6 +60,12 @@ class NoSpaceError(OssyError):
     http_status = 507
 
 
+class NotEnoughMemoryError(OssyError):
+    """507: loading the model would take more memory than the machine has free."""
+
+    http_status = 507
+
+
 class UnavailableError(OssyError):
     http_status = 503
 
@@ -75,6 +81,7 @@ __all__ = [
     "InsecureError",
     "ModelError",
     "NoSpaceError",
+    "NotEnoughMemoryError",
     "NotFoundError",
     "OssyError",
     "RegistryError",

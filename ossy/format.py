@@ -1,9 +1,12 @@
-"""Human-readable numbers and sizes, printed the way Ollama prints them.
+"""Human-readable numbers and sizes, printed the way Ollama prints them, and RFC 3339 times as
+Ollama's API writes them.
 
-Owns: formatting only; used by the CLI and by the store (its config blob's `model_type`).
+Owns: formatting only; used by the CLI, the server and the store (its config blob's `model_type`).
 """
 
 from __future__ import annotations
+
+import datetime
 
 
 def human_number(n: int) -> str:
@@ -24,3 +27,10 @@ def human_bytes(n: int) -> str:
             break
         value, unit = value / 1024, bigger
     return f"{value:.2f} {unit}"
+
+
+def now_rfc3339(ts: float | None = None) -> str:
+    """`ts` (unix time; default now) as RFC 3339 in UTC: 2026-12-07T18:22:02.123456Z."""
+    t = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc) if ts is not None else \
+        datetime.datetime.now(datetime.timezone.utc)
+    return t.isoformat().replace("+00:00", "Z")

@@ -40,9 +40,35 @@ def audit(tmp_path):
 
 
 @pytest.fixture(scope="module")
+def nano_url(tmp_path_factory):
+    """The base url of a live server running the bundled nano (LocalEngine, 2 slots) from a
+    scratch store."""
+    from ossy.bundled import install_missing
+    from ossy.chat.models import StoreResolver
+    from ossy.engine import LocalEngine
+    from ossy.server import create_app
+    from ossy.store import Library, Store
+    from stub_engine import RunningServer
+
+    library = Library(Store(tmp_path_factory.mktemp("home") / "models"))
+    assert install_missing(library) == []
+    with RunningServer(create_app(LocalEngine(num_parallel=2, keep_alive=60), StoreResolver(library), library)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(base url, StubEngine) of a live server over the scripted stub model and a tiny store."""
     from stub_engine import stub_server
 
     with stub_server(tmp_path_factory.mktemp("store")) as running:
         yield running
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (`item.rep_call`), for fixtures that act on failure
+    (the browser tests' screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

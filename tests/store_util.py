@@ -20,16 +20,16 @@ from ossy.model.config import FULL, SLIDING, GptOssConfig
 from ossy.model.weights import save_checkpoint, tensor_shapes
 
 
-def tiny_config(vocab_size: int = 101) -> GptOssConfig:
+def tiny_config(vocab_size: int = 101, context: int = 256) -> GptOssConfig:
     return GptOssConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=4,
                         num_experts_per_tok=2, sliding_window=4, layer_types=(SLIDING, FULL),
-                        max_position_embeddings=256)
+                        max_position_embeddings=context)
 
 
-def make_checkpoint(path: Path, *, vocab_size: int = 101, seed: int = 0) -> Path:
+def make_checkpoint(path: Path, *, vocab_size: int = 101, seed: int = 0, context: int = 256) -> Path:
     """A random MXFP4 gpt-oss checkpoint directory; a large `vocab_size` makes it big."""
-    config = tiny_config(vocab_size)
+    config = tiny_config(vocab_size, context)
     gen = torch.Generator().manual_seed(seed)
     tensors = {name: torch.randn(shape, generator=gen) * 0.1
                for name, shape in tensor_shapes(config, mxfp4=False).items()}

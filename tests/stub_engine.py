@@ -95,6 +95,11 @@ class StubEngine:
     def expert_counts(self) -> list:
         return []  # no model, no routing
 
+    def memory_estimate(self, config, num_ctx: int):
+        from ossy.model.inspect import estimate_memory
+
+        return estimate_memory(config, num_ctx)
+
     def health(self) -> dict:
         return {"status": "ok", "restarts": 0, "last_error": None}
 

@@ -12,9 +12,10 @@ import torch
 
 import bad_checkpoints as bad
 import tiny
-from ossy.cli.show import render_info
+from ossy.cli.show import render_show
 from ossy.format import human_number
 from ossy.model.weights import Checkpoint, save_checkpoint
+from ossy.store.show import checkpoint_info, parameters_text
 
 
 def ossy(*args: str) -> subprocess.CompletedProcess:
@@ -138,12 +139,12 @@ def test_human_number_like_ollama(n, text):
     assert human_number(n) == text
 
 
-def test_render_info_optional_sections(mxfp4_checkpoint):
-    text = render_info(Checkpoint.open(mxfp4_checkpoint), verbose=False,
-                       parameters={"temperature": 1.0, "stop": ["<|return|>", "<|call|>"]},
-                       system="You are ossy.\nBe brief.\nThird line.", license="Apache License")
-    s = sections(text)
+def test_render_show_optional_sections(mxfp4_checkpoint):
+    info = checkpoint_info(Checkpoint.open(mxfp4_checkpoint))
+    info.update(parameters=parameters_text({"temperature": 1.0, "stop": ["<|return|>", "<|call|>"]}),
+                system="You are ossy.\nBe brief.\nThird line.", license="Apache License")
+    s = sections(render_show(info))
     assert list(s) == ["Model", "Capabilities", "Parameters", "System", "License"]
-    assert s["Parameters"] == [["temperature", "1"], ["stop", "<|return|>"], ["stop", "<|call|>"]]
+    assert s["Parameters"] == [["stop", '"<|return|>"'], ["stop", '"<|call|>"'], ["temperature", "1"]]
     assert s["System"] == [["You are ossy."], ["Be brief."], ["..."]]
     assert s["License"] == [["Apache License"]]

@@ -21,6 +21,7 @@ ENDPOINTS = {
     ("GET", "/api/version"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("GET", "/v1/models"),
     ("POST", "/v1/responses"), ("GET", "/health"), ("POST", "/api/pull"), ("POST", "/api/embed"),
     ("POST", "/v1/embeddings"), ("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"),
+    ("GET", "/metrics"), ("GET", "/api/experts"), ("POST", "/api/agent"),
 }
 
 

@@ -467,6 +467,7 @@ class CountingModel:
 
 
 def test_the_engine_drives_any_language_model(ref):
+    from ossy.engine import scheduler
     from ossy.model.interface import LanguageModel
 
     config = ossy.load(ref.checkpoint, dtype="float32").config
@@ -483,7 +484,8 @@ def test_the_engine_drives_any_language_model(ref):
 
     tokens, finished, loaded = run(main())
     assert tokens == [6, 7, 8, 9] and finished.reason == "length"
-    assert (loaded[0].size, loaded[0].backend) == (1234, "counting")
+    e = scheduler.memory_estimate(config, loaded[0].context_length, slots=4, dtype="float32")
+    assert (loaded[0].size, loaded[0].backend) == (1234 + e.kv_cache + e.compute, "counting")
 
 
 def test_the_engine_protocol_imports_without_torch():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import httpx
 import pytest
 import torch
 
@@ -79,33 +80,23 @@ def test_the_engine_sums_per_request_and_per_model(ref):
     assert model.counts == summed.counts
 
 
-def test_api_experts_and_ps_experts(tmp_path, monkeypatch, capsys):
-    from ossy.bundled import install_missing
-    from ossy.chat.models import StoreResolver
+def test_api_experts_and_ps_experts(nano_url, monkeypatch, capsys):
     from ossy.cli.main import main
     from ossy.client import Client
-    from ossy.server import create_app
-    from ossy.store import Library, Store
-    from stub_engine import RunningServer
 
-    library = Library(Store(tmp_path / "models"))
-    assert install_missing(library) == []
-    with RunningServer(create_app(LocalEngine(num_parallel=1, keep_alive=60), StoreResolver(library), library)) as url:
-        with Client(url) as client:
-            assert client.experts() == []
-            reply = client.chat("nano", [{"role": "user", "content": "hi"}], stream=False, think="low")
-            prompt, generated = reply["prompt_eval_count"], reply["eval_count"]
-            (item,) = client.experts()
-        assert item["model"] == "nano:latest" and item["top_k"] == 2 and item["layers"] == 4 and item["experts"] == 8
-        assert item["tokens"] == prompt + generated - 1
-        monkeypatch.setenv("OSSY_HOST", url.removeprefix("http://"))
-        assert main(["ps", "--experts"]) == 0
-        out = capsys.readouterr().out
-        assert f"nano:latest: experts chosen per layer over {item['tokens']} tokens" in out
-        layer0 = next(line for line in out.splitlines() if line.startswith("0 "))
-        percents = [int(x) for x in re.findall(r"\d+", layer0)[1:9]]
-        assert sum(percents) == pytest.approx(200, abs=8)  # 2 experts per token: the row sums to ~200%
-        import httpx
-
-        missing = httpx.get(f"{url}/api/experts", params={"model": "nope"})
-        assert missing.status_code == 404 and "not loaded" in missing.json()["error"]
+    with Client(nano_url) as client:
+        assert client.experts() == []
+        reply = client.chat("nano", [{"role": "user", "content": "hi"}], stream=False, think="low")
+        prompt, generated = reply["prompt_eval_count"], reply["eval_count"]
+        (item,) = client.experts()
+    assert item["model"] == "nano:latest" and item["top_k"] == 2 and item["layers"] == 4 and item["experts"] == 8
+    assert item["tokens"] == prompt + generated - 1
+    monkeypatch.setenv("OSSY_HOST", nano_url.removeprefix("http://"))
+    assert main(["ps", "--experts"]) == 0
+    out = capsys.readouterr().out
+    assert f"nano:latest: experts chosen per layer over {item['tokens']} tokens" in out
+    layer0 = next(line for line in out.splitlines() if line.startswith("0 "))
+    percents = [int(x) for x in re.findall(r"\d+", layer0)[1:9]]
+    assert sum(percents) == pytest.approx(200, abs=8)  # 2 experts per token: the row sums to ~200%
+    missing = httpx.get(f"{nano_url}/api/experts", params={"model": "nope"})
+    assert missing.status_code == 404 and "not loaded" in missing.json()["error"]

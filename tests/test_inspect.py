@@ -11,7 +11,7 @@ from transformers import GptOssForCausalLM
 import bad_checkpoints as bad
 import tiny
 from ossy.model.config import GptOssConfig
-from ossy.model.inspect import count_parameters, kv_cache_bytes, memory_needs, precision_counts
+from ossy.model.inspect import count_parameters, estimate_memory, precision_counts
 from ossy.model.weights import Checkpoint, save_checkpoint
 
 
@@ -68,20 +68,21 @@ def test_counts_match_model_card(size, make):
     assert c.norms == spec["norms"]
     assert c.expert_matrices == spec["expert_matrices"]
     assert c.by_precision() == {"MXFP4": spec["expert_matrices"], "BF16": spec["total"] - spec["expert_matrices"]}
-    m = memory_needs(config)
-    assert m.checkpoint_bytes == m.weights_bytes == spec["checkpoint"]
-    assert m.kv_bytes_per_token == spec["kv_per_token"]
-    assert m.kv_sliding_bytes == spec["shape"][0] // 2 * 128 * 2048
-    assert memory_needs(config, element_size=4).weights_bytes == spec["checkpoint"] + 2 * (c.total - c.expert_matrices)
+    m = estimate_memory(config, 100_000)
+    assert m.weights == spec["checkpoint"]
+    per_layer = 2 * 8 * 64 * 2  # K and V of a position, 8 kv heads of 64, bf16
+    sliding = spec["shape"][0] // 2  # full layers grow by doubling from 256: 131072 positions
+    assert m.kv_cache == spec["kv_per_token"] * 131072 + sliding * 128 * per_layer
+    assert estimate_memory(config, 16, element_size=4).weights == spec["checkpoint"] + 2 * (c.total - c.expert_matrices)
 
 
-def test_kv_cache_bytes_counts_sliding_layers_up_to_the_window():
+def test_kv_estimate_counts_sliding_layers_up_to_the_window_and_rewind():
     config = hub_config(24, 32)
     per_layer = 2 * 8 * 64 * 2
-    assert kv_cache_bytes(config, 0) == 0
-    assert kv_cache_bytes(config, 100) == 24 * 100 * per_layer
-    assert kv_cache_bytes(config, 1000) == (12 * 1000 + 12 * 128) * per_layer
-    assert kv_cache_bytes(config, 1000, element_size=4) == 2 * kv_cache_bytes(config, 1000)
+    assert estimate_memory(config, 100).kv_cache == (12 * 256 + 12 * 128) * per_layer
+    assert estimate_memory(config, 1000, rewind=2048).kv_cache == (12 * 1024 + 12 * (128 + 2048)) * per_layer
+    assert estimate_memory(config, 1000, element_size=4).kv_cache == 2 * estimate_memory(config, 1000).kv_cache
+    assert estimate_memory(config, 1000, slots=4).kv_cache == 4 * estimate_memory(config, 1000).kv_cache
 
 
 TINY = [

@@ -50,21 +50,6 @@ CASES = {  # id: (streaming, request body without model)
 }
 
 
-@pytest.fixture(scope="module")
-def nano_url(tmp_path_factory):
-    from ossy.bundled import install_missing
-    from ossy.chat.models import StoreResolver
-    from ossy.engine import LocalEngine
-    from ossy.server import create_app
-    from ossy.store import Library, Store
-    from stub_engine import RunningServer
-
-    library = Library(Store(tmp_path_factory.mktemp("home") / "models"))
-    assert install_missing(library) == []
-    with RunningServer(create_app(LocalEngine(num_parallel=2, keep_alive=60), StoreResolver(library), library)) as url:
-        yield url
-
-
 def create(url: str, body: dict, streaming: bool) -> tuple[dict, list[dict]]:
     """POST /v1/responses as the compliance tester does: (final response, streamed events), each
     checked against the spec document first."""

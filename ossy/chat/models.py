@@ -1,7 +1,6 @@
 """Model names -> `ResolvedModel`, from the model store.
 
-Owns: `StoreResolver` (the `ModelResolver` the server and the in-process CLI use) and the
-Ollama-shaped `details` of a stored model. Harmony or template: a model renders with
+Owns: `StoreResolver` (the `ModelResolver` the server and the in-process CLI use). Harmony or template: a model renders with
 `ossy.harmony` when it has no TEMPLATE or the gpt-oss library one (`gptoss_defaults()`); any
 other TEMPLATE is a custom one. Tokenizers are loaded once per checkpoint directory.
 Does not own: the store (`ossy.store`) or loading weights (the engine, from `ModelRef.checkpoint`).
@@ -11,36 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from functools import cache
 
 from ossy.engine.protocol import ModelRef, ResolvedModel
 from ossy.store import Library, Model
-
-
-@cache
-def library_template() -> str:
-    from ossy.modelfile import gptoss_defaults
-
-    return gptoss_defaults().template
-
-
-def details(model: Model) -> dict:
-    """Ollama's `details` object from the model's config blob."""
-    c = model.config
-    return {"parent_model": "", "format": c.get("model_format") or "safetensors",
-            "family": c.get("model_family") or "gptoss",
-            "families": c.get("model_families") or [c.get("model_family") or "gptoss"],
-            "parameter_size": c.get("model_type") or "", "quantization_level": c.get("file_type") or ""}
-
-
-def capabilities(model: Model) -> tuple[str, ...]:
-    c = model.config
-    if c.get("capabilities"):
-        return tuple(c["capabilities"])
-    template = model.template
-    if template is None or template == library_template():
-        return ("completion", "tools", "thinking")
-    return ("completion",) + ("tools",) * (".Tools" in template) + ("thinking",) * (".Think" in template)
+from ossy.store.show import capabilities, details, library_template
 
 
 def _weights(model: Model):
@@ -100,3 +73,16 @@ class StoreResolver:
                                         f"(neither a checkpoint nor a GGUF layer)")
                     self._tokenizers[key] = load(checkpoint)  # a GGUF carries its vocabulary
             return self._tokenizers[key]
+
+
+def memory_of(resolver, name: str, estimate: Callable) -> Callable:
+    """config -> `estimate(config, num_ctx)` at the num_ctx a request to `name` gets when it sets
+    none (its PARAMETER num_ctx, else OSSY_CONTEXT_LENGTH, else the default; capped at the
+    model's context): the memory `ossy show --verbose` and /api/show report."""
+    from ossy.chat.options import resolve_options
+
+    def of(config):
+        parameters = resolver.resolve(name).parameters  # a `ModelResolver`'s: OSSY_CONTEXT_LENGTH merged in
+        return estimate(config, resolve_options(parameters, {}, context_length=config.context_length).num_ctx)
+
+    return of

@@ -4,8 +4,7 @@ Owns: these subcommands, their output (the `NAME ID SIZE MODIFIED` table with Ol
 time wording, a `warning:` line on stderr per manifest the listing skipped, create's progress
 lines, `deleted '...'`, verify's line per model), and `show_named`, which `ossy show`
 calls for a model name: the Modelfile that rebuilds the model, one of its fields, or the info
-sections (`ossy.cli.show.render_info` for checkpoints and GGUF models, in either store; the
-manifest's config for a model with neither).
+sections (`ossy.store.show.show_info`, what /api/show answers, rendered by `ossy.cli.show.render_show`).
 Does not own: the store (`ossy.store`), Modelfile syntax (`ossy.modelfile`), or reading
 checkpoints (`ossy.model.weights`).
 """
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 from ossy.store import Library, Model, Progress, create, parse_name
-from ossy.store.show import modelfile_text, parameter_pairs, parameters_text
+from ossy.store.show import modelfile_text, parameters_text
 
 
 def register(subparsers) -> None:
@@ -153,7 +152,8 @@ def run_verify(args: argparse.Namespace) -> int:
 # -- show --------------------------------------------------------------------------------------
 def show_named(args: argparse.Namespace) -> int:
     """`ossy show NAME [--modelfile|--template|--system|--parameters|--license|--verbose]`."""
-    model = get_or_hint(Library.from_settings(), args.model)
+    library = Library.from_settings()
+    model = get_or_hint(library, args.model)
     if args.modelfile:
         text = modelfile_text(model)
     elif args.template:
@@ -165,7 +165,14 @@ def show_named(args: argparse.Namespace) -> int:
     elif args.license:
         text = "\n".join(model.licenses)
     else:
-        text = _info(model, verbose=args.verbose)
+        from ossy.chat.models import StoreResolver
+        from ossy.cli.show import local_memory, render_show
+        from ossy.config import settings
+        from ossy.store.show import show_info
+
+        resolver = StoreResolver(library, default_num_ctx=settings().context_length)
+        info = show_info(model, args.verbose, local_memory(resolver, args.model))
+        text = render_show(info, verbose=args.verbose, tools=True)
     print(text, end="" if not text or text.endswith("\n") else "\n")
     return 0
 
@@ -182,51 +189,6 @@ def get_or_hint(library: Library, name: str) -> Model:
             raise NotFoundError(f"model '{name}' not found; it ships with ossy: 'ossy pull {name}' stores it "
                                 f"(no network needed)") from None
         raise
-
-
-def _info(model: Model, *, verbose: bool) -> str:
-    from ossy.cli.show import render_info
-
-    license = "\n".join(model.licenses) or None
-    if model.is_checkpoint:
-        from ossy.model.weights import Checkpoint
-
-        checkpoint = Checkpoint.open(model.store.checkpoint_dir(model))
-        return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
-                           system=model.system, tools=list(model.tools or []))
-    if model.is_gguf:
-        from ossy.model.errors import CheckpointError, ConfigError
-        from ossy.model.weights import Checkpoint
-
-        try:
-            checkpoint = Checkpoint.open(model.store.gguf_file(model, check=False))
-        except (CheckpointError, ConfigError) as e:  # still show what the manifest says
-            print(f"warning: {e}", file=sys.stderr)
-        else:
-            return render_info(checkpoint, verbose=verbose, parameters=model.parameters, license=license,
-                               system=model.system, tools=list(model.tools or []))
-    return _config_info(model, license)
-
-
-def _config_info(model: Model, license: str | None) -> str:
-    """The info sections for a model ossy cannot read, from its config and layers."""
-    from ossy.cli.show import head_rows, section_table
-
-    c = model.config
-    rows = [(key, c[field]) for key, field in (("architecture", "model_family"), ("parameters", "model_type"),
-                                               ("context length", "context_length"), ("quantization", "file_type"))
-            if c.get(field)]
-    template = model.template or ""
-    inferred = ["completion"] + ["tools"] * (".Tools" in template) + ["thinking"] * (".Think" in template)
-    capabilities = c.get("capabilities") or inferred
-    sections = [("Model", rows), ("Capabilities", [(x,) for x in capabilities])]
-    if model.parameters:
-        sections.append(("Parameters", parameter_pairs(model.parameters)))
-    if model.system:
-        sections.append(("System", head_rows(model.system)))
-    if license:
-        sections.append(("License", head_rows(license)))
-    return "\n".join(section_table(title, rows) for title, rows in sections if rows)
 
 
 # -- Ollama's formats (format/bytes.go, format/time.go) -----------------------------------------

@@ -479,7 +479,10 @@ class Interpreter:
         info = self.model_info()
         s = self.session
         if what == "info":
-            self.out.write(render_info(info, s))
+            from ossy.cli.show import render_show
+
+            self.out.write(render_show(info, parameters=[(k, str(v)) for k, v in s.parameters.items()],
+                                       system=s.system) + "\n")
         elif what == "license":
             self.say(info.get("license") or "No license was specified for this model.")
         elif what == "modelfile":
@@ -652,45 +655,6 @@ class Interpreter:
                              max_steps=s.tool_options.max_steps, think=s.think, options=dict(s.parameters) or None,
                              on_event=printer.event)
         return self.last_run.messages[len(request):], self.last_run.last.stats or None
-
-
-def render_info(info: dict, session: Session | None = None) -> str:
-    """`/show info`: the Model, Capabilities, Parameters, System and License sections of
-    `ollama show`, from an /api/show response."""
-    details = info.get("details") or {}
-    model_info = info.get("model_info") or {}
-    arch = model_info.get("general.architecture") or details.get("family") or ""
-    rows = [("architecture", arch), ("parameters", details.get("parameter_size", "")),
-            ("context length", model_info.get(f"{arch}.context_length", "")),
-            ("embedding length", model_info.get(f"{arch}.embedding_length", "")),
-            ("quantization", details.get("quantization_level", ""))]
-    sections = [("Model", [r for r in rows if r[1] not in ("", None)])]
-    sections.append(("Capabilities", [(c,) for c in info.get("capabilities") or ()]))
-    parameters = [tuple(line.split(None, 1)) for line in (info.get("parameters") or "").splitlines() if line.strip()]
-    if session and session.parameters:
-        parameters += [(k, str(v)) for k, v in session.parameters.items()]
-    if parameters:
-        sections.append(("Parameters", parameters))
-    system = (session.system if session else None) or info.get("system")
-    if system:
-        sections.append(("System", [(line,) for line in _first_lines(system)]))
-    if info.get("license"):
-        sections.append(("License", [(line,) for line in _first_lines(info["license"])]))
-    out = []
-    for title, table in sections:
-        if not table:
-            continue
-        out.append(f"  {title}\n")
-        width = max((len(str(r[0])) for r in table if len(r) > 1), default=0)
-        for row in table:
-            out.append("    " + (f"{str(row[0]):<{width}}    {row[1]}" if len(row) > 1 else str(row[0])).rstrip() + "\n")
-        out.append("\n")
-    return "".join(out)
-
-
-def _first_lines(text: str, n: int = 2) -> list[str]:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[:n] + (["..."] if len(lines) > n else [])
 
 
 # ---- terminal input ---------------------------------------------------------------------------

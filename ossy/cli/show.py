@@ -1,11 +1,12 @@
 """`ossy show MODEL`: what a model is, laid out like `ollama show` (ollama-reference §1.3).
 
-Owns: the `show` subcommand and `render_info`, the text of the Model / Capabilities / Tools /
-Parameters / Metadata / Parameter counts / Memory / Tensors / System / License sections for a
-checkpoint (reusable by other commands). A MODEL that is not a path is a model name,
+Owns: the `show` subcommand and `render_show`, the text of the Model / Capabilities / Parameters /
+Tools / Metadata / Parameter counts / Memory / Compute / Tensors / System / License sections of an
+/api/show body (`ossy.store.show` builds it, for the server and here alike; the REPL's `/show`
+renders the server's answer with it too), and `local_memory` (this machine's engine estimate). A MODEL that is not a path is a model name,
 handed to `ossy.cli.models.show_named` (a path that does not exist is an error, not a name).
-Does not own: counting (`ossy.model.inspect`), reading checkpoints (`ossy.model.weights`), or
-the model store.
+Does not own: what is shown (`ossy.store.show`), counting (`ossy.model.inspect`), reading
+checkpoints (`ossy.model.weights`), or the model store.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from ossy.format import human_bytes, human_number
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `ossy --help` and store commands start fast
     from ossy.model.weights import Checkpoint
 
-CAPABILITIES = ("completion", "tools", "thinking")  # every gpt-oss model speaks harmony
 _FIELDS = ("modelfile", "template", "parameters", "license", "system")
 _LICENSE_FILES = ("LICENSE", "LICENSE.txt", "LICENSE.md")
 
@@ -56,8 +56,30 @@ def run(args: argparse.Namespace) -> int:
     elif args.modelfile:
         print(f"FROM {path.resolve()}")
     elif not (args.template or args.parameters or args.system):  # a bare checkpoint has none of these
-        print(render_info(checkpoint, verbose=args.verbose, license=license), end="")
+        from ossy.store.show import checkpoint_info
+
+        info = checkpoint_info(checkpoint, args.verbose, local_memory(), license=license)
+        print(render_show(info, verbose=args.verbose), end="")
     return 0
+
+
+def local_memory(resolver=None, name: str | None = None):
+    """config -> the memory estimate of a model loaded by this machine's engine settings
+    (OSSY_NUM_PARALLEL slots, OSSY_KERNELS) at the num_ctx a request gets by default: of the stored
+    model `name` through `resolver`, else of a bare checkpoint (OSSY_CONTEXT_LENGTH or the default)."""
+    import functools
+
+    from ossy.chat.models import memory_of
+    from ossy.chat.options import resolve_options
+    from ossy.config import settings
+    from ossy.engine.scheduler import memory_estimate
+
+    s = settings()
+    estimate = functools.partial(memory_estimate, slots=s.num_parallel, kernels=s.kernels)
+    if resolver is not None:
+        return memory_of(resolver, name, estimate)
+    defaults = {"num_ctx": s.context_length} if s.context_length else {}
+    return lambda config: estimate(config, resolve_options(defaults, {}, context_length=config.context_length).num_ctx)
 
 
 def _license(checkpoint: Checkpoint) -> str | None:
@@ -71,32 +93,46 @@ def _license(checkpoint: Checkpoint) -> str | None:
 
 
 # -- rendering ---------------------------------------------------------------------------------
-def render_info(checkpoint: Checkpoint, *, verbose: bool, parameters: dict | None = None,
-                license: str | None = None, system: str | None = None, tools: list[str] | None = None) -> str:
-    """The `ollama show` text for a checkpoint; Parameters / System / License only when given,
-    Tools for a stored model (`tools`: the toolsets its own Modelfile names with TOOLS)."""
-    from ossy.model.inspect import count_parameters
-
-    counts = count_parameters(checkpoint.config)
-    sections = [("Model", _model_rows(checkpoint, counts.total)),
-                ("Capabilities", [(c,) for c in CAPABILITIES])]
-    if parameters:
-        sections.append(("Parameters", _parameter_rows(parameters)))
-    if tools is not None:
-        sections.append(("Tools", _tool_rows(tools)))
+def render_show(info: dict, *, verbose: bool = False, tools: bool = False, parameters: list[tuple] | None = None,
+                system: str | None = None) -> str:
+    """The `ollama show` text of an /api/show body (`ossy.store.show`): Model, Capabilities,
+    Parameters, Tools (`tools`: a stored model's, from its Modelfile), with `verbose` Metadata,
+    Parameter counts, Memory, Compute and Tensors (when the body has them), System, License.
+    `parameters` / `system`: a REPL session's own, shown with or instead of the model's."""
+    model_info = info.get("model_info") or {}
+    sections = [("Model", _model_rows(info)), ("Capabilities", [(c,) for c in info.get("capabilities") or ()])]
+    pairs = [tuple(line.split(None, 1)) for line in (info.get("parameters") or "").splitlines() if line.strip()]
+    sections.append(("Parameters", pairs + list(parameters or [])))
+    if tools:
+        sections.append(("Tools", _tool_rows(info.get("toolsets") or [])))
     if verbose:
         sections += [
-            ("Metadata", _metadata_rows(checkpoint, counts.total)),
-            ("Parameter counts", _count_rows(checkpoint, counts)),
-            ("Memory", _memory_rows(checkpoint)),
-            ("Compute", _compute_rows(checkpoint)),
-            ("Tensors", [(t.name, t.precision, _shape(t.shape)) for t in checkpoint.tensor_infos()]),
+            ("Metadata", [(key, _value(value)) for key, value in sorted(model_info.items())]),
+            ("Parameter counts", _count_rows(info.get("parameter_counts") or {})),
+            ("Memory", _memory_rows(info)),
+            ("Compute", list((info.get("compute") or {}).items())),
+            ("Tensors", [(t["name"], t["type"], _shape(t["shape"])) for t in info.get("tensors") or ()]),
         ]
-    if system:
-        sections.append(("System", head_rows(system)))
-    if license:
-        sections.append(("License", head_rows(license)))
-    return "\n".join(section_table(title, rows) for title, rows in sections)
+    if system or info.get("system"):
+        sections.append(("System", head_rows(system or info["system"])))
+    if info.get("license"):
+        sections.append(("License", head_rows(info["license"])))
+    return "\n".join(section_table(title, rows) for title, rows in sections if rows)
+
+
+def _model_rows(info: dict) -> list[tuple]:
+    details, model_info = info.get("details") or {}, info.get("model_info") or {}
+    arch = model_info.get("general.architecture") or details.get("family") or ""
+    rows = [("architecture", arch), ("parameters", details.get("parameter_size")),
+            ("context length", model_info.get(f"{arch}.context_length")),
+            ("embedding length", model_info.get(f"{arch}.embedding_length")),
+            ("quantization", details.get("quantization_level"))]
+    flavour = info.get("gguf_flavour")
+    if flavour:  # whose flavour it is, and how ossy computes its YaRN (a GGUF cannot say)
+        rows.append(("format", f"GGUF ({'llama.cpp' if flavour == 'gpt-oss' else 'Ollama'} '{flavour}' flavour)"))
+        if (model_info.get(f"{arch}.rope.scaling.factor") or 1) > 1:
+            rows.append(("rope", "YaRN, correction range untruncated as gpt-oss defines it (llama.cpp rounds it)"))
+    return [(key, value) for key, value in rows if value not in (None, "")]
 
 
 def _tool_rows(tools: list[str]) -> list[tuple]:
@@ -115,107 +151,25 @@ def section_table(title: str, rows: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _quantization(checkpoint: Checkpoint) -> str:
-    """Precision of the expert matrices (MXFP4 for the released checkpoints)."""
-    return checkpoint.expert_precision
+def _value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _model_rows(checkpoint: Checkpoint, total: int) -> list[tuple]:
-    c = checkpoint.config
-    return [
-        ("architecture", "gptoss"),
-        ("parameters", human_number(total)),
-        ("context length", c.context_length),
-        ("embedding length", c.hidden_size),
-        ("quantization", _quantization(checkpoint)),
-        *_format_rows(checkpoint),
-    ]
+def _count_rows(counts: dict) -> list[tuple]:
+    labels = {"total": "total", "active": "active per token"}
+    return [(labels.get(key, key), f"{n:,}", human_number(n)) for key, n in counts.items()]
 
 
-def _format_rows(checkpoint: Checkpoint) -> list[tuple]:
-    """For a GGUF: whose flavour it is, and how ossy computes its YaRN (a GGUF cannot say)."""
-    flavour = getattr(checkpoint, "flavour", None)
-    if flavour is None:
-        return []
-    rows = [("format", f"GGUF ({'llama.cpp' if flavour == 'gpt-oss' else 'Ollama'} '{flavour}' flavour)")]
-    if checkpoint.config.rope_scaling_factor > 1:
-        rows.append(("rope", "YaRN, correction range untruncated as gpt-oss defines it (llama.cpp rounds it)"))
+def _memory_rows(info: dict) -> list[tuple]:
+    m = info.get("memory")
+    rows = [("weight files", human_bytes(info["weight_files"]))] if "weight_files" in info else []
+    if m:
+        slots = f"{m['slots']} slot{'s' * (m['slots'] != 1)}"
+        rows += [("weights in memory (experts MXFP4)", human_bytes(m["weights"])),
+                 (f"kv cache, {slots} of {m['num_ctx']} tokens", human_bytes(m["kv_cache"])),
+                 ("compute buffers", human_bytes(m["compute"])), ("runtime (Python, PyTorch)", human_bytes(m["runtime"])),
+                 ("total", human_bytes(m["total"]))]
     return rows
-
-
-def _parameter_rows(parameters: dict) -> list[tuple]:
-    rows = []
-    for key, value in parameters.items():
-        for v in value if isinstance(value, (list, tuple)) else [value]:
-            rows.append((key, f"{v:g}" if isinstance(v, float) else v))
-    return rows
-
-
-def _metadata_rows(checkpoint: Checkpoint, total: int) -> list[tuple]:
-    """Ollama's `model_info` keys for gpt-oss (`gptoss.*`), sorted by key."""
-    c = checkpoint.config
-    info = {
-        "general.architecture": "gptoss",
-        "general.parameter_count": total,
-        "gptoss.block_count": c.num_hidden_layers,
-        "gptoss.context_length": c.context_length,
-        "gptoss.embedding_length": c.hidden_size,
-        "gptoss.feed_forward_length": c.intermediate_size,
-        "gptoss.expert_count": c.num_local_experts,
-        "gptoss.expert_used_count": c.num_experts_per_tok,
-        "gptoss.attention.head_count": c.num_attention_heads,
-        "gptoss.attention.head_count_kv": c.num_key_value_heads,
-        "gptoss.attention.key_length": c.head_dim,
-        "gptoss.attention.value_length": c.head_dim,
-        "gptoss.attention.layer_norm_rms_epsilon": f"{c.rms_norm_eps:g}",
-        "gptoss.attention.sliding_window": c.sliding_window,
-        "gptoss.rope.freq_base": f"{c.rope_theta:g}",
-        "gptoss.rope.scaling.factor": f"{c.rope_scaling_factor:g}",
-        "gptoss.rope.scaling.original_context_length": c.original_max_position_embeddings,
-    }
-    return sorted(info.items())
-
-
-def _count_rows(checkpoint: Checkpoint, counts) -> list[tuple]:
-    rows = [("total", f"{counts.total:,}", human_number(counts.total)),
-            ("active per token", f"{counts.active:,}", human_number(counts.active))]
-    from ossy.model.inspect import precision_counts
-
-    for precision, n in precision_counts(checkpoint.tensor_infos()).items():
-        rows.append((precision, f"{n:,}", human_number(n)))
-    return rows
-
-
-def _memory_rows(checkpoint: Checkpoint) -> list[tuple]:
-    c = checkpoint.config
-    from ossy.model.inspect import kv_cache_bytes, memory_needs
-
-    needs = memory_needs(c)
-    files = {t.file for t in checkpoint.tensor_infos()}
-    return [
-        ("weight files", human_bytes(sum(f.stat().st_size for f in files))),
-        ("weights in memory (bf16, experts MXFP4)", human_bytes(needs.weights_bytes)),
-        ("kv cache per token (bf16)", human_bytes(needs.kv_bytes_per_token)),
-        ("kv cache, sliding layers (fixed)", human_bytes(needs.kv_sliding_bytes)),
-        (f"kv cache at {c.context_length} tokens", human_bytes(kv_cache_bytes(c, c.context_length))),
-    ]
-
-
-def _compute_rows(checkpoint: Checkpoint) -> list[tuple]:
-    """What would run the model here (OSSY_KERNELS, OSSY_NUM_THREADS, this CPU, the library)."""
-    from ossy.config import settings
-    from ossy.model.native import NAMES, open_kernels, physical_cores
-
-    s = settings()
-    kernels = open_kernels(s.kernels, s.num_threads)
-    packed = _quantization(checkpoint) == "MXFP4"
-    if kernels is None or not packed:
-        why = "OSSY_KERNELS=torch" if s.kernels == "torch" else \
-            "experts are not MXFP4" if not packed else "the native kernels are not built or this CPU lacks AVX2"
-        return [("path", f"PyTorch ({why})")]
-    label = {"avx512": "AVX512-BF16", "avx2": "AVX2"}[NAMES[kernels.level]]
-    return [("path", f"ossy native kernels, {label} (MoE experts on the MXFP4 bytes; bf16 decode projections)"),
-            ("threads", s.num_threads or physical_cores())]
 
 
 def head_rows(text: str) -> list[tuple]:
@@ -224,5 +178,5 @@ def head_rows(text: str) -> list[tuple]:
     return [(line,) for line in lines[:2]] + ([("...",)] if len(lines) > 2 else [])
 
 
-def _shape(shape: tuple[int, ...]) -> str:
+def _shape(shape) -> str:
     return "[" + " ".join(map(str, shape)) + "]"

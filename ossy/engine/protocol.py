@@ -184,9 +184,9 @@ class LoadedModel:
 
     name: str
     digest: str
-    size: int  # bytes of weights in memory
+    size: int  # bytes it holds: weights, its slots' caches at `context_length`, step buffers (the estimate)
     size_vram: int  # bytes of them on an accelerator (0 on CPU)
-    context_length: int  # num_ctx of its slots
+    context_length: int  # num_ctx of its slots: the largest a request to it asked for
     expires_at: float | None  # unix time it unloads when idle; None: never
     backend: str = "torch"  # what computes it: "native-avx512", "native-avx2" (ossy's kernels) or "torch"
 
@@ -223,6 +223,10 @@ class Engine(Protocol):
         """Monotonic counters for tests and /metrics: at least `submitted`, `finished`,
         `cancelled`, `rejected` (queue full), `max_batch` (most requests decoded in one step),
         `prefill_tokens`, `cached_tokens`, `decode_steps`."""
+
+    def memory_estimate(self, config: Any, num_ctx: int) -> Any:
+        """The `ossy.model.inspect.MemoryEstimate` of a model of `config` loaded here with slots
+        of `num_ctx` tokens (what the memory check before a load computes)."""
 
     def expert_counts(self) -> list[ExpertCounts]:
         """Routing counts of each loaded model that reports them (`LanguageModel.last_routing`)."""

@@ -9,7 +9,8 @@ worker thread that owns every loaded model and runs the loop
 so requests join the batch between decode steps and leave when done, and a long prompt is read a
 chunk at a time between the decode steps of the others instead of stalling them; `num_parallel` slots per
 model, each keeping its KV cache after a request for the next one to reuse; keep_alive
-loading/unloading; counters; supervision of the worker.
+loading/unloading, after a memory check (`memory_estimate`: a model that will not fit is refused
+with Ollama's "model requires more system memory"); counters; supervision of the worker.
 
 Supervision: no input can end the worker (durations are clamped by `ossy.duration`, timeouts
 again here), but if it ever stops on an error, every waiting and running request fails at once
@@ -37,9 +38,11 @@ from ossy.config import Settings, settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
 from ossy.engine.protocol import Embeddings, ExpertCounts, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
-from ossy.errors import NotFoundError, OssyError, UnavailableError
+from ossy.errors import NotEnoughMemoryError, NotFoundError, OssyError, UnavailableError
+from ossy.model.inspect import MemoryEstimate, estimate_memory
 from ossy.model.interface import LanguageModel
 from ossy.model.loading import open_model
+from ossy.model.weights import Checkpoint
 
 PREFILL_CHUNK = 512  # prompt ids per forward: bounds the [heads, T, S] attention scores
 RESTART_DELAY = 1.0
@@ -50,6 +53,36 @@ log = logging.getLogger("ossy.engine")
 
 def load_checkpoint(ref: ModelRef, dtype: str, kernels: str = "auto", threads: int | None = None) -> LanguageModel:
     return open_model(ref.checkpoint, dtype=dtype, kernels=kernels, threads=threads)
+
+
+DEFAULT_REWIND = 2048  # positions a slot can step back and reuse (`LanguageModel.new_cache(rewind)`)
+LOAD_NUM_CTX = 4096  # the context a load without a request (/api/generate with no prompt) is checked for
+
+
+def memory_estimate(config, num_ctx: int, slots: int, dtype: str = "bfloat16", rewind: int = DEFAULT_REWIND,
+                    kernels: str = "auto") -> MemoryEstimate:
+    """`ossy.model.inspect.estimate_memory` for this engine's layout: `slots` slots with `rewind`,
+    prefill in PREFILL_CHUNK chunks, attention scores only on the PyTorch path."""
+    from ossy.model.native import open_kernels
+
+    return estimate_memory(config, num_ctx, slots, element_size=2 if dtype == "bfloat16" else 4, rewind=rewind,
+                           chunk=PREFILL_CHUNK, attention_scores=kernels == "torch" or open_kernels(kernels) is None)
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes; None where there is none (the check is skipped)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
 
 
 class Command:
@@ -83,6 +116,7 @@ class Resident:
     keep_alive: float
     idle_since: float = field(default_factory=time.time)
     routing: torch.Tensor | None = None  # [L, E] int64: the experts chosen since it was loaded
+    num_ctx: int = 0  # the largest num_ctx of the requests it has served (its slots' caches grow to it)
 
     def count_routing(self, slots: list[Slot]) -> None:
         """Add the last forward's routing (`LanguageModel.last_routing` [L, B, E], B = the slots in
@@ -110,9 +144,12 @@ class LocalEngine:
 
     def __init__(self, settings: Settings | None = None, *, num_parallel: int | None = None,
                  max_queue: int | None = None, keep_alive: float | None = None, dtype: str = "bfloat16",
-                 rewind: int = 2048, loader: Callable[[ModelRef, str], LanguageModel] | None = None) -> None:
+                 rewind: int = DEFAULT_REWIND, loader: Callable[[ModelRef, str], LanguageModel] | None = None,
+                 memory: Callable[[], int | None] = available_memory) -> None:
+        """`memory()`: the bytes a model may still take (the check before each load)."""
         s = settings or read_settings()
         loader = loader or functools.partial(load_checkpoint, kernels=s.kernels, threads=s.num_threads)
+        self.kernels, self.memory = s.kernels, memory
         self.num_parallel = max(1, num_parallel or s.num_parallel)
         self.max_queue = max_queue if max_queue is not None else s.max_queue
         self.keep_alive = keep_alive if keep_alive is not None else s.keep_alive
@@ -183,14 +220,23 @@ class LocalEngine:
         await self._on_worker(expire)
 
     def loaded(self) -> list[LoadedModel]:
-        return [LoadedModel(r.ref.name, r.ref.digest, r.size, size_vram(r), num_ctx(r), r.expires_at(),
-                            r.model.backend) for r in list(self._residents.values())]
+        return [LoadedModel(r.ref.name, r.ref.digest, self._size(r), size_vram(r), r.num_ctx or num_ctx(r),
+                            r.expires_at(), r.model.backend) for r in list(self._residents.values())]
+
+    def _size(self, resident: Resident) -> int:
+        """Its memory: the weights it holds, plus every slot's cache at the context its slots serve
+        and the step buffers as `memory_estimate` counts them (Ollama's ps SIZE is an estimate too)."""
+        e = self.memory_estimate(resident.model.config, resident.num_ctx or LOAD_NUM_CTX)
+        return resident.size + e.kv_cache + e.compute
 
     def counters(self) -> dict[str, int]:
         with self._cond:
             return {key: self._counters[key] for key in
                     ("submitted", "finished", "cancelled", "rejected", "max_batch", "prefill_tokens",
                      "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
+
+    def memory_estimate(self, config, num_ctx: int) -> MemoryEstimate:
+        return memory_estimate(config, num_ctx, self.num_parallel, self.dtype, self.rewind, self.kernels)
 
     def expert_counts(self) -> list[ExpertCounts]:
         return [ExpertCounts(r.ref.name, r.model.config.num_experts_per_tok, tuple(map(tuple, r.routing.tolist())))
@@ -338,7 +384,7 @@ class LocalEngine:
         """Load the model of every waiting request (so submit reports load errors)."""
         for job in [j for j in list(self._waiting) if not j.ready.done()]:
             try:
-                resident, job.load_ns = self._ensure(job.request.model, job.request.keep_alive)
+                resident, job.load_ns = self._ensure(job.request.model, job.request.keep_alive, job.num_ctx)
                 check_ids(job.prompt, resident.model.config.vocab_size)
             except Exception as e:
                 with self._cond:
@@ -357,6 +403,7 @@ class LocalEngine:
                 self._waiting.remove(job)
             slot = max(free, key=lambda s: (common_prefix(s.tokens, job.prompt), -s.last_used))
             slot.job = job
+            resident.num_ctx = max(resident.num_ctx, job.num_ctx)
             job.admitted = time.perf_counter_ns()
             resident.keep_alive = self.keep_alive if job.request.keep_alive is None else job.request.keep_alive
             job.cached = slot.reuse(job.prompt)
@@ -428,11 +475,31 @@ class LocalEngine:
                     self._count(finished=1)
                     failed.stream.push(e)
 
-    def _ensure(self, ref: ModelRef, keep_alive: float | None) -> tuple[Resident, int]:
-        """The resident model for `ref`, loading it if needed; ns spent loading."""
+    def _check_memory(self, ref: ModelRef, num_ctx: int) -> None:
+        """Refuse, as Ollama does, a model whose weights, step buffers and one slot at `num_ctx`
+        need more than the memory available (the other slots' caches grow only as they are used)."""
+        available = self.memory()
+        if available is None or ref.checkpoint is None:
+            return
+        try:
+            config = Checkpoint.open(ref.checkpoint).config
+        except Exception:  # the loader says what is wrong with it
+            return
+        e = memory_estimate(config, num_ctx, self.num_parallel, self.dtype, self.rewind, self.kernels)
+        need = e.weights + e.compute + e.kv_per_slot
+        if need > available:
+            raise NotEnoughMemoryError(
+                f"model requires more system memory ({_gib(need)}) than is available ({_gib(available)}): "
+                f"{ref.name} holds {_gib(e.weights)} of weights and {_gib(e.kv_per_slot)} of KV cache per slot "
+                f"at num_ctx {num_ctx}; lower num_ctx or free memory")
+
+    def _ensure(self, ref: ModelRef, keep_alive: float | None, num_ctx: int = LOAD_NUM_CTX) -> tuple[Resident, int]:
+        """The resident model for `ref`, loading it if needed (after the memory check for a
+        request of `num_ctx`); ns spent loading."""
         resident = self._residents.get(ref.digest)
         took = 0
         if resident is None:
+            self._check_memory(ref, num_ctx)
             start = time.perf_counter_ns()
             model = self.loader(ref, self.dtype)
             slots = [Slot(model.new_cache(rewind=self.rewind)) for _ in range(self.num_parallel)]

@@ -2,8 +2,9 @@
 
 Owns: splitting the parameters into components (embedding, attention, routers, experts, norms,
 unembedding), the active-per-token count of spec §6 (k experts + routers + attention +
-unembedding; embedding and norms not counted), and byte sizes: the MXFP4 checkpoint (expert
-matrices at 17 bytes per 32 values, everything else BF16), weights in RAM, and the KV cache.
+unembedding; embedding and norms not counted), MXFP4 byte sizes (17 bytes per 32 values) and
+`estimate_memory`, the one memory estimate: weights as loaded, KV caches as `ossy.model.cache`
+allocates them, a step's transient buffers and the process itself.
 Also counts a checkpoint's tensors by stored precision.
 Does not own: tensor names and shapes (`ossy.model.weights.tensor_shapes`, counted here) or
 presentation (`ossy.cli.show`).
@@ -99,30 +100,56 @@ def _sliding_and_full(config: GptOssConfig) -> tuple[int, int]:
     return sliding, config.num_hidden_layers - sliding
 
 
-def kv_cache_bytes(config: GptOssConfig, tokens: int, element_size: int = 2) -> int:
-    """KV cache for a context of `tokens`: sliding layers hold at most `sliding_window` positions."""
-    sliding, full = _sliding_and_full(config)
-    return kv_bytes_per_token(config, element_size) * (full * tokens + sliding * min(tokens, config.sliding_window))
+FIRST_FULL_CAPACITY = 256  # positions a full-attention layer's cache starts with (`ossy.model.cache`)
+
+
+def full_layer_capacity(tokens: int) -> int:
+    """Positions a full-attention layer's cache holds for `tokens`: it starts at 256 and doubles."""
+    capacity = FIRST_FULL_CAPACITY
+    while capacity < tokens:
+        capacity *= 2
+    return capacity
 
 
 @dataclass(frozen=True)
-class MemoryNeeds:
-    checkpoint_bytes: int  # expert matrices MXFP4, everything else BF16
-    weights_bytes: int  # in RAM: expert matrices packed, the rest at the compute dtype
-    kv_bytes_per_token: int  # growth per context position (full-attention layers)
-    kv_sliding_bytes: int  # sliding layers at a full window, whatever the context
+class MemoryEstimate:
+    """What a loaded model holds, in bytes, for `slots` sequences of up to `num_ctx` tokens."""
+
+    num_ctx: int
+    slots: int
+    weights: int  # as loaded: expert matrices packed MXFP4, everything else at the compute dtype
+    kv_cache: int  # every slot full: full-attention layers at their grown capacity, sliding ones at window + rewind
+    compute: int  # the largest transient buffers of a step (a prefill chunk)
+    runtime: int  # the process itself (Python, PyTorch), before any model
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.runtime
+
+    @property
+    def kv_per_slot(self) -> int:
+        return self.kv_cache // self.slots if self.slots else 0
 
 
-def memory_needs(config: GptOssConfig, element_size: int = 2) -> MemoryNeeds:
-    """Sizes for weights and KV cache held at `element_size` bytes (2: bf16, 4: fp32)."""
+RUNTIME_BYTES = 256 << 20  # RSS of a Python process with torch and ossy's server imported (measured: 251 MB)
+
+
+def estimate_memory(config: GptOssConfig, num_ctx: int, slots: int = 1, *, element_size: int = 2,
+                    rewind: int = 0, chunk: int = 512, attention_scores: bool = False) -> MemoryEstimate:
+    """The one memory estimate (`ossy show --verbose`, `/api/ps`, the page, the loader's check):
+    weights, `slots` KV caches at `num_ctx` tokens laid out as `ossy.model.cache` allocates them
+    (sliding layers: `sliding_window + rewind` positions whatever the context), the transient
+    buffers of a `chunk`-token prefill step (with `attention_scores`, the PyTorch path's [Hq, T, S]
+    fp32 scores; the native attention kernel has none), and the process itself."""
     counts = count_parameters(config)
-    dense = counts.total - counts.expert_matrices
-    packed = mxfp4_bytes(counts.expert_matrices)
+    weights = (counts.total - counts.expert_matrices) * element_size + mxfp4_bytes(counts.expert_matrices)
     sliding, full = _sliding_and_full(config)
-    per_layer = kv_bytes_per_token(config, element_size)
-    return MemoryNeeds(
-        checkpoint_bytes=dense * 2 + packed,
-        weights_bytes=dense * element_size + packed,
-        kv_bytes_per_token=full * per_layer,
-        kv_sliding_bytes=sliding * config.sliding_window * per_layer,
-    )
+    per_position = kv_bytes_per_token(config, element_size)
+    kv = per_position * (full * full_layer_capacity(num_ctx) + sliding * (config.sliding_window + rewind))
+    c, tokens = config, min(chunk, num_ctx)
+    width = c.num_attention_heads * c.head_dim
+    per_token = element_size * (4 * c.hidden_size + width + 2 * c.num_key_value_heads * c.head_dim
+                                + c.num_experts_per_tok * 3 * c.intermediate_size)
+    scores = 4 * c.num_attention_heads * tokens * num_ctx if attention_scores else 0  # [Hq, T, S] fp32
+    compute = tokens * per_token + scores + 4 * c.vocab_size
+    return MemoryEstimate(num_ctx, slots, weights, slots * kv, compute, RUNTIME_BYTES)

@@ -8,7 +8,6 @@ Ollama's keep_alive durations and timestamps.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import re
@@ -152,12 +151,6 @@ def ndjson(obj) -> bytes:
 def sse(obj, event: str | None = None) -> bytes:
     data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return (f"event: {event}\n" if event else "").encode() + f"data: {data}\n\n".encode()
-
-
-def now_rfc3339(ts: float | None = None) -> str:
-    t = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc) if ts is not None else \
-        datetime.datetime.now(datetime.timezone.utc)
-    return t.isoformat().replace("+00:00", "Z")
 
 
 def keep_alive_seconds(value) -> float | None:

@@ -49,16 +49,17 @@ from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn,
 from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
-from ossy.chat.models import capabilities, details, library_template
 from ossy.engine.protocol import ExpertCounts
 from ossy.errors import NotFoundError, OssyError, StalledError
+from ossy.format import now_rfc3339
 from ossy.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
 from ossy.store import InvalidNameError, Progress, parse_name
 from ossy.store.create import create_from, create_from_blobs
+from ossy.store.show import capabilities, details, library_template, show_info
 from ossy.store.manifest import valid_digest
 from ossy.store.registry import pull, push
-from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, now_rfc3339, parse_body
+from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, parse_body
 from ossy.server.state import State
 
 NDJSON = "application/x-ndjson"
@@ -327,7 +328,7 @@ def register(app: FastAPI, state: State) -> None:
     @app.post("/api/show")
     async def show(request: Request):
         body = await parse_body(request, NameBody)
-        return await anyio.to_thread.run_sync(_show, _library(state), body.target, body.verbose)
+        return await anyio.to_thread.run_sync(_show, state, body.target, body.verbose)
 
     @app.post("/api/copy")
     async def copy(request: Request):
@@ -572,21 +573,11 @@ async def _load_or_unload(state: State, model, body, started: int, empty: dict):
     return JSONResponse(out)
 
 
-def _show(library, name: str, verbose: bool) -> dict:
-    from ossy.store.show import modelfile_text, parameters_text
+def _show(state: State, name: str, verbose: bool) -> dict:
+    from ossy.chat.models import memory_of
 
-    model = library.get(name)
-    config = model.config
-    info = {"general.architecture": "gptoss", "general.parameter_count": config.get("parameter_count"),
-            "gptoss.context_length": config.get("context_length")}
-    out = {"license": "\n".join(model.licenses), "modelfile": modelfile_text(model),
-           "parameters": parameters_text(model.parameters), "template": model.template or "",
-           "system": model.system or "", "details": details(model), "messages": model.messages,
-           "model_info": {k: v for k, v in info.items() if v is not None}, "capabilities": list(capabilities(model)),
-           "modified_at": now_rfc3339(model.modified)}
-    if model.tools:  # ossy extension: the Modelfile's TOOLS (the toolsets `ossy run` enables)
-        out["toolsets"] = list(model.tools)
-    return out
+    model = _library(state).get(name)
+    return show_info(model, verbose, memory_of(state.resolver, name, state.engine.memory_estimate))
 
 
 async def _received(request: Request):

@@ -37,7 +37,8 @@ from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.errors import NotFoundError, OssyError
-from ossy.server.http import StreamResponse, log, now_rfc3339, openai_error, parse_body, sse
+from ossy.format import now_rfc3339
+from ossy.server.http import StreamResponse, log, openai_error, parse_body, sse
 from ossy.server.state import State
 
 SSE = "text/event-stream"

@@ -276,6 +276,8 @@ function showPanel(title, body) {
   $("close-panel").focus();
 }
 
+function gib(bytes) { return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`; }
+
 function rows(pairs) {
   return el("table", { class: "info" }, ...pairs.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, String(v)))));
 }
@@ -283,7 +285,7 @@ function rows(pairs) {
 async function showInfo() {
   const model = $("model").value;
   try {
-    const info = await api("/api/show", { model });
+    const info = await api("/api/show", { model, verbose: true });
     const d = info.details || {};
     const pairs = [["family", d.family], ["parameters", d.parameter_size], ["quantization", d.quantization_level],
                    ["format", d.format], ["capabilities", (info.capabilities || []).join(", ")]];
@@ -292,6 +294,12 @@ async function showInfo() {
     }
     if (info.parameters) pairs.push(["parameters (Modelfile)", info.parameters.trim().replace(/\s+/g, " ")]);
     if (info.toolsets) pairs.push(["tools (Modelfile)", info.toolsets.join(", ")]);
+    const m = info.memory;
+    if (m) {
+      pairs.push(["memory (estimate)", `${gib(m.total)} in all: weights ${gib(m.weights)}, KV cache ${gib(m.kv_cache)} ` +
+                  `(${m.slots} slots of ${m.num_ctx} tokens), buffers ${gib(m.compute)}, runtime ${gib(m.runtime)}`]);
+    }
+    if (info.compute) pairs.push(["runs on", info.compute.path]);
     if (info.license) pairs.push(["license", info.license.split("\n")[0]]);
     showPanel(`Model: ${model}`, rows(pairs.filter(([, v]) => v !== undefined && v !== "")));
   } catch (error) { status(error.message, true); }
