@@ -20,19 +20,15 @@ import time
 
 import torch
 
+from ossy.train import data
 from ossy.train.config import TrainConfig
 from ossy.train.model import Pack, TrainableGptOss
 from ossy.train.trainer import nano_config, train_step
 
 
 def copy_pack(rng: random.Random, runs: int, alphabet: int) -> Pack:
-    """`runs` continuations, each a random run of 8-16 tokens followed by the same run; the
-    targets are the second run's tokens after its first (which cannot be known)."""
-    continuations = []
-    for _ in range(runs):
-        run = [rng.randrange(alphabet) for _ in range(rng.randint(8, 16))]
-        continuations.append([(t, False) for t in run] + [(t, j > 0) for j, t in enumerate(run)])
-    return Pack.build([], continuations)
+    """`runs` random runs of 8-16 tokens each followed by itself (`data.repeated_runs`)."""
+    return Pack.build([], data.repeated_runs(rng, runs, alphabet))
 
 
 def main() -> None:

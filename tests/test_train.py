@@ -292,3 +292,28 @@ def test_names_result_takes_the_expected_answer_and_refuses_a_made_up_name():
         dropped = final.split(": ")[0] + ": nothing."
         if dropped != final:
             assert not names_result(final, result, dropped)  # what the result shows is missing
+
+
+def test_the_copy_drill_says_back_exactly_what_it_was_given():
+    rng = random.Random(0)
+    setting = data.Setting("low", "2026-01-01")
+    for split in data.SPLITS:
+        for _ in range(50):
+            convo = data.copy_drill(rng, split, setting)
+            user, assistant = convo.messages
+            assert assistant["content"] == convo.answer and user["content"].endswith(convo.answer)
+            assert 4 <= len(convo.answer.replace(",", " ").split()) <= 16
+
+
+def test_the_warm_up_packs_come_first_and_only_the_repeats_are_targets(tok):
+    config = replace(TINY, copy_warmup=2, copy_runs=3, copy_alphabet=10)
+    first, second, third = itertools.islice(packs(config, data.TRAIN, tok), 3)
+    for pack in (first, second):
+        assert pack.prefix == 0 and len(pack.spans) == 3 and int(pack.ids.max()) < 10
+        for start, end in pack.spans:
+            run = pack.ids[start:end].tolist()
+            half = len(run) // 2
+            assert run[:half] == run[half:]
+            targets = [int(i) + 1 for i in pack.predict if start <= int(i) < end]  # rows predict the next id
+            assert targets == list(range(start + half + 1, end))
+    assert third.prefix > 0  # then conversations, under a setting's shared prefix

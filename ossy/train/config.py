@@ -12,7 +12,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    steps: int = 3300
+    steps: int = 3300  # in all, the copy warm-up's included
+    copy_warmup: int = 0  # first steps: repeated random runs only, which grows the copying heads
+    copy_runs: int = 32  # runs per warm-up step
+    copy_alphabet: int = 64  # their token ids: 0..63 formed copying in 450 steps, 0..255 and 0..1999 far slower
     conversations_per_step: int = 24  # under one setting (one shared prefix)
     result_weight: float = 4.0  # loss weight of the digits after "= " (benchmarks/fact_probe.py)
     copy_weight: float = 1.0  # of call arguments and answers from a tool result: 4 hurt tool choice (benchmarks/tool_probe.py)

@@ -499,6 +499,19 @@ def unavailable_tool(rng: random.Random, split: str, setting: Setting) -> Conver
     return Conversation("no_tool", _turn(user, analysis, final), answer=final, call=(tool, arguments))
 
 
+def repeated_runs(rng: random.Random, runs: int, alphabet: int) -> list[list[tuple[int, float]]]:
+    """Not conversations: `runs` random runs of 8-16 token ids below `alphabet`, each followed by
+    itself, weighted as `encode` weighs (the second run's tokens after its first, which cannot
+    be known, are the targets). Copying is the only way to predict them: the steps that train on
+    these first grow the copying heads (induction) that every answer from a tool result uses
+    (`benchmarks/copy_probe.py`, `benchmarks/tool_probe.py --copy-warmup`)."""
+    continuations = []
+    for _ in range(runs):
+        run = [rng.randrange(alphabet) for _ in range(rng.randint(8, 16))]
+        continuations.append([(t, 0.0) for t in run] + [(t, float(j > 0)) for j, t in enumerate(run)])
+    return continuations
+
+
 # -- sampling ------------------------------------------------------------------------------------
 def _sample_tools(rng: random.Random) -> dict:
     """Declared tools: the nano toolsets as `--tools fs,shell,system` lists them (a third of the

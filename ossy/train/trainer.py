@@ -10,10 +10,12 @@ the checkpoint (`ossy.train.export`).
 from __future__ import annotations
 
 import math
+import random
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -55,6 +57,11 @@ def load_tokenizer_text(text: str):
 
 
 def packs(c: TrainConfig, split: str, tokenizer):
+    """The steps' packs: `copy_warmup` packs of repeated random runs (the copying mechanism
+    alone), then conversations, each pack under one setting."""
+    runs = random.Random(f"runs:{split}:{c.seed}")
+    for _ in range(c.copy_warmup):
+        yield Pack.build([], data.repeated_runs(runs, c.copy_runs, c.copy_alphabet))
     for setting, conversations in data.batches(split, c.seed, c.conversations_per_step):
         yield Pack.build(data.prefix_ids(setting, tokenizer),
                          [data.encode(setting, convo, tokenizer, c.result_weight, c.copy_weight)
@@ -120,13 +127,13 @@ def train(c: TrainConfig, log: Callable[[str], None] = print) -> tuple[Trainable
     tokenizer_json = train_tokenizer(data.corpus(c.tokenizer_conversations, c.seed), c.vocab_size)
     tokenizer = load_tokenizer_text(tokenizer_json)
     model = TrainableGptOss(nano_config(c), seed=c.seed)
-    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; {c.steps} steps of "
-        f"{c.conversations_per_step} conversations")
+    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; {c.steps} steps: {c.copy_warmup} of "
+        f"{c.copy_runs} repeated random runs, then of {c.conversations_per_step} conversations")
     decay = [p for p in model.parameters() if p.ndim >= 2]
     other = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                    {"params": other, "weight_decay": 0.0}], lr=c.lr, betas=(0.9, 0.95))
-    heldout = [p for p, _ in zip(packs(c, data.HELDOUT, tokenizer), range(4))]
+    heldout = [p for p, _ in zip(packs(replace(c, copy_warmup=0), data.HELDOUT, tokenizer), range(4))]
     progress = Progress(c, log)
     conversations = packs(c, data.TRAIN, tokenizer)
     for step, pack in zip(range(c.steps), conversations):
