@@ -29,7 +29,7 @@ from ossy.train.model import Pack, TrainableGptOss
 from ossy.train.tokenizer import SPECIAL_TOKENS, train_tokenizer
 from ossy.train.trainer import TrainConfig, load_tokenizer_text, nano_config, packs, train
 
-TINY = TrainConfig(steps=3, conversations_per_step=2, tokenizer_conversations=150, vocab_size=1024, hidden_size=64,
+TINY = TrainConfig(steps=3, copy_warmup=1, conversations_per_step=2, tokenizer_conversations=150, vocab_size=1024, hidden_size=64,
                    layers=2, heads=2, warmup_steps=1, log_every=1, eval_every=100)
 
 
@@ -70,7 +70,8 @@ def test_arithmetic_operand_pairs_are_split():
 def test_every_kind_effort_and_setting_occurs():
     groups = list(itertools.islice(data.batches(data.TRAIN, 0, 8), 200))
     kinds = {c.kind for _, convos in groups for c in convos}
-    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool", "no_tool"}
+    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool", "no_tool",
+                     "copy_drill"}
     assert {s.effort for s, _ in groups} == {"low", "medium", "high"}
     assert {s.style for s, _ in groups} == {None, "one_word", "number_only"}
     calls = {c.call[0] for _, convos in groups for c in convos if c.call}
@@ -231,7 +232,7 @@ def test_a_few_steps_reduce_the_loss_and_training_is_reproducible():
     steps = [line for line in lines if line.startswith("step ") and "loss" in line and "held-out" not in line]
     assert steps[-1].startswith(f"step {TINY.steps}/{TINY.steps}") and "tok/s" in steps[-1] and "left" in steps[-1]
     tok = load_tokenizer_text(tokenizer_json)
-    pack = next(packs(replace(TINY, seed=99, conversations_per_step=3), data.TRAIN, tok))
+    pack = next(packs(replace(TINY, seed=99, copy_warmup=0, conversations_per_step=3), data.TRAIN, tok))
     with torch.no_grad():
         assert model(pack) < TrainableGptOss(model.config, seed=TINY.seed)(pack)
 
