@@ -98,5 +98,12 @@ def test_api_experts_and_ps_experts(nano_url, monkeypatch, capsys):
     layer0 = next(line for line in out.splitlines() if line.startswith("0 "))
     percents = [int(x) for x in re.findall(r"\d+", layer0)[1:9]]
     assert sum(percents) == pytest.approx(200, abs=8)  # 2 experts per token: the row sums to ~200%
+    one = httpx.post(f"{nano_url}/api/chat", json={"model": "nano", "messages": [{"role": "user", "content": "hi"}],
+                                                    "stream": False, "think": "low", "experts": True}).json()
+    # prompt tokens reused from the slot's cache (the same system prefix) are not run again
+    assert one["eval_count"] <= one["experts"]["tokens"] <= one["prompt_eval_count"] + one["eval_count"] - 1
+    assert all(sum(row) == 2 * one["experts"]["tokens"] for row in one["experts"]["counts"])
+    assert "experts" not in httpx.post(f"{nano_url}/api/chat", json={
+        "model": "nano", "messages": [{"role": "user", "content": "hi"}], "stream": False}).json()
     missing = httpx.get(f"{nano_url}/api/experts", params={"model": "nope"})
     assert missing.status_code == 404 and "not loaded" in missing.json()["error"]

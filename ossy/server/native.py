@@ -14,10 +14,15 @@ Differences from Ollama, on purpose:
     clients expect an object there and reject such a call), never a 500;
   * the last chunk may carry `warnings` ([{code, detail}]: truncated prompt, repaired output...);
   * `truncate: false` makes a prompt longer than num_ctx a 400 instead of dropping old messages;
-  * /api/show adds `toolsets` when the Modelfile names some (`TOOLS`, an ossy extension);
+  * /api/show (`ossy.store.show`) adds `toolsets` when the Modelfile names some (`TOOLS`), and
+    with `verbose` `parameter_counts`, `memory` (the engine's estimate at the num_ctx a request
+    gets), `compute` (which kernels run it) and `weight_files`; `gguf_flavour` for a GGUF;
   * /api/tags adds `warnings` (manifests it skipped because they cannot be read), /api/ps adds
     `engine` (`Engine.health()`: whether the worker runs, its restarts and last error) and each
-    model's `backend` (ossy's native kernels or the PyTorch path);
+    model's `backend` (ossy's native kernels or the PyTorch path); its `size` is the memory
+    estimate (weights, the slots' caches at its context, buffers), as Ollama's is an estimate;
+  * /api/experts (ossy only): each loaded model's expert routing counts; `"experts": true` in a
+    /api/chat or /api/generate body adds the request's own counts to its final chunk;
   * bodies are typed strictly, as Go decodes them: `"stream": "yes"` or `"keep_alive": true` is
     a 400, not a guess;
   * /api/create reads `from` as a model name (over HTTP a path would let any caller read the
@@ -249,7 +254,9 @@ def base_request(body: _Generating, **kw) -> ChatRequest:
                        overflow="error" if body.truncate is False else "truncate", warnings=warnings, **kw)
 
 
-def stats(result, started_ns: int) -> dict:
+def stats(result, started_ns: int, experts: bool = False) -> dict:
+    """The final chunk's timings and counts; with `experts` (the request's ossy-only `"experts":
+    true`) also the experts this request's tokens chose (`expert_json`), when the engine knows."""
     s = result.stats
     out = {"done_reason": "stop" if result.done_reason == "tool_calls" else result.done_reason,
            "total_duration": time.monotonic_ns() - started_ns, "load_duration": s.load_duration,
@@ -257,7 +264,13 @@ def stats(result, started_ns: int) -> dict:
            "eval_count": result.completion_tokens, "eval_duration": s.eval_duration}
     if result.warnings:
         out["warnings"] = result.warnings
+    if experts and s.experts is not None:
+        out["experts"] = expert_json(s.experts)
     return out
+
+
+def wants_experts(body) -> bool:
+    return (body.model_extra or {}).get("experts") is True
 
 
 def expert_json(counts: ExpertCounts) -> dict:
@@ -514,7 +527,7 @@ async def _run(state: State, model, req: ChatRequest, body, started: int, shape)
                         line["logprobs"] = native_logprobs(chunk.logprobs)
                     yield ndjson(line)
                 last = shape(name, TextChunk("content", ""))
-                last.update(done=True, **stats(turn.result, started))
+                last.update(done=True, **stats(turn.result, started, wants_experts(body)))
                 yield ndjson(last)
             except Exception as e:  # after the 200: one more line, as Ollama does
                 log.error("request %s failed: %s", req.request_id, e, exc_info=not isinstance(e, OssyError))
@@ -537,7 +550,7 @@ async def _run(state: State, model, req: ChatRequest, body, started: int, shape)
             out["tool_calls"] = [native_call(c) for c in result.tool_calls]
     if req.logprobs:
         out["logprobs"] = native_logprobs(result.logprobs)
-    out.update(done=True, **stats(result, started))
+    out.update(done=True, **stats(result, started, wants_experts(body)))
     return JSONResponse(out)
 
 
