@@ -13,7 +13,10 @@ const state = { conversations: readJSON(STORE, []), current: null, controller: n
 function readJSON(key, fallback) {
   try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
 }
-function saveConversations() { localStorage.setItem(STORE, JSON.stringify(state.conversations)); }
+function saveConversations() {
+  try { localStorage.setItem(STORE, JSON.stringify(state.conversations)); }
+  catch (error) { status(`Could not keep the conversations in this browser: ${error.message}. Delete some.`, true); }
+}
 function savePrefs() { localStorage.setItem(PREFS, JSON.stringify(state.prefs)); }
 
 function el(tag, props = {}, ...children) {
@@ -191,7 +194,9 @@ async function send(text) {
   const model = $("model").value;
   if (!model) { status("Pick a model first.", true); return; }
   if (!state.current) {
-    state.current = { id: crypto.randomUUID(), title: text.slice(0, 48), model, messages: [] };
+    // not crypto.randomUUID: it needs a secure context, which http://192.168.x.x is not
+    const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    state.current = { id, title: text.slice(0, 48), model, messages: [] };
     state.conversations.unshift(state.current);
   }
   const conversation = state.current;
