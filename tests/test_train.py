@@ -70,8 +70,7 @@ def test_arithmetic_operand_pairs_are_split():
 def test_every_kind_effort_and_setting_occurs():
     groups = list(itertools.islice(data.batches(data.TRAIN, 0, 8), 200))
     kinds = {c.kind for _, convos in groups for c in convos}
-    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool", "no_tool",
-                     "copy_drill"}
+    assert kinds == {"small_talk", "repeat", "fact", "arithmetic", "digit_facts", "instruction", "tool", "no_tool"}
     assert {s.effort for s, _ in groups} == {"low", "medium", "high"}
     assert {s.style for s, _ in groups} == {None, "one_word", "number_only"}
     calls = {c.call[0] for _, convos in groups for c in convos if c.call}

@@ -2,8 +2,9 @@
 
 Owns: the conversation generator (small talk, facts from `ossy.train.facts`, arithmetic with
 column working in the analysis channel, a drill of the one-digit facts that working is made of,
-developer instructions, tool calls with a tool result and a final answer that uses it, a drill
-of saying back made-up names, numbers and paths), repeated random runs (the copy warm-up), the
+developer instructions, tool calls with a tool result and a final answer that uses it; and,
+for probes, not in the default mix, a drill of saying back made-up names, numbers and paths),
+repeated random runs (the copy warm-up, `TrainConfig.copy_warmup`), the
 train / held-out split, and `encode`, which renders a conversation with ossy's own harmony
 renderer exactly as inference renders its prompt and weighs the tokens the model must learn to
 produce. Does not own: tokenizers, models or training.
@@ -548,11 +549,10 @@ def sample_conversation(rng: random.Random, split: str, setting: Setting) -> Con
         kinds, weights = (fact,), (1,)
     elif setting.toolsets:
         usable = sum(name in setting.tool_names for name in TOOL_NAMES)
-        kinds, weights = (tool_use, unavailable_tool, fact, arithmetic, small_talk, repeat, copy_drill), \
-            (9 if usable else 0, 1.5 if usable < len(TOOL_NAMES) else 0, 1.5, 1, 1.5, 1, 3)
+        kinds, weights = (tool_use, unavailable_tool, fact, arithmetic, small_talk, repeat), \
+            (9 if usable else 0, 1.5 if usable < len(TOOL_NAMES) else 0, 1.5, 1, 1.5, 1)
     else:
-        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat, unavailable_tool, copy_drill), \
-            (2.5, 6, 6, 1.5, 2, 0.5, 2)
+        kinds, weights = (fact, arithmetic, digit_facts, small_talk, repeat, unavailable_tool), (2.5, 6, 6, 1.5, 2, 0.5)
     convo = rng.choices(kinds, weights)[0](rng, split, setting)
     if rng.random() < 0.1:  # an earlier exchange, as the chat layer replays it (analysis dropped)
         earlier = rng.choice((fact, small_talk))(rng, split, Setting(setting.effort, setting.date))
