@@ -1,4 +1,4 @@
-"""What counting expert routing costs: decode steps with the counting (`GptOss._moe` as shipped)
+"""What counting expert routing costs: decode steps with the counting (`GptOss._count_routing`)
 against the same model with the counting taken out, alternating, in one process.
 
 A random checkpoint at full gpt-oss width (`benchmarks/engine.py`'s: hidden 2880, 32 experts of
@@ -24,18 +24,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from engine import full_width_config, random_tensors  # noqa: E402
 
-from ossy.model.gptoss import GptOss, PackedExperts, mix_experts, route  # noqa: E402
+from ossy.model.gptoss import GptOss  # noqa: E402
 
 
 class Uncounted(GptOss):
-    """The shipped model with the routing counts left out of `_moe` (nothing else differs)."""
+    """The shipped model with the routing counts left out (nothing else differs)."""
 
-    def _moe(self, layer, h, counts, owner):
-        c = self.config
-        chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok, self._linear)
-        if self.kernels is not None and isinstance(layer.experts, PackedExperts):
-            return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
-        return mix_experts(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
+    def _count_routing(self, choices, lengths):
+        return None
 
 
 def decode_seconds(model: GptOss, steps: int) -> float:

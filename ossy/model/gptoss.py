@@ -3,7 +3,7 @@
 Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the top-k router,
 the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token
 ids (of one or several sequences, each with its own `KVCache`) to logits, counting each
-sequence's expert choices as it routes (`last_routing`: one index_add of N*K ones per layer); it
+sequence's expert choices as it routes (`last_routing`: one bincount per step over all layers); it
 implements `ossy.model.interface.LanguageModel`, the interface the engine drives.
 Does not own: reading files (`ossy.model.weights`), MXFP4 bit layout (`ossy.model.mxfp4`), cache
 storage (`ossy.model.cache`), the native kernels (`ossy.model.native`, which follow this file's
@@ -313,17 +313,17 @@ class GptOss:
         x = F.embedding(torch.cat([ids for ids, _ in sequences]).to(self.embed.device), self.embed)  # [N, H]
         cos, sin = rope_tables(self.inv_freq, positions, self.config.yarn_concentration, self.dtype)
         c = self.config
-        routing = torch.zeros(c.num_hidden_layers, len(sequences), c.num_local_experts, dtype=torch.int64,
-                              device=x.device)
-        owner = torch.repeat_interleave(torch.arange(len(sequences)), torch.tensor(lengths)).to(x.device)  # [N]: whose token
+        choices = []  # [N, K] experts chosen in each layer
         for i, layer in enumerate(self.layers):
             caches = [cache.layers[i] for _, cache in sequences]
             x = x + self._attention(layer, rms_norm(x, layer.input_norm, c.rms_norm_eps),
                                     positions, cos, sin, caches, lengths)
-            x = x + self._moe(layer, rms_norm(x, layer.mlp_norm, c.rms_norm_eps), routing[i], owner)
+            out, chosen = self._moe(layer, rms_norm(x, layer.mlp_norm, c.rms_norm_eps))
+            x = x + out
+            choices.append(chosen)
         for (_, cache), n in zip(sequences, lengths):
             cache.length += n
-        self.last_routing = routing
+        self.last_routing = self._count_routing(choices, lengths)
         return rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
 
     def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
@@ -365,13 +365,19 @@ class GptOss:
         o = torch.cat(outs).view(-1, Hq * D)  # [N, Hq D]
         return self._linear(o, layer.out, layer.out_bias)
 
-    def _moe(self, layer: Layer, h: torch.Tensor, counts: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
-        """h [N, H] -> the MoE block's output [N, H]; each token's chosen experts are counted into
-        `counts` [B, E] under its sequence `owner` [N]."""
+    def _moe(self, layer: Layer, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h [N, H] -> (the MoE block's output [N, H], the experts each token chose [N, K])."""
         c = self.config
         chosen, weights = route(h, layer.router, layer.router_bias, c.num_experts_per_tok, self._linear)  # [N, K]
-        counts.view(-1).index_add_(0, (owner[:, None] * c.num_local_experts + chosen).view(-1),
-                                   torch.ones(chosen.numel(), dtype=torch.int64, device=counts.device))
         if self.kernels is not None and isinstance(layer.experts, PackedExperts):
-            return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
-        return mix_experts(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit)
+            return self.kernels.moe(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit), chosen
+        return mix_experts(h, chosen, weights, layer.experts, c.swiglu_alpha, c.swiglu_limit), chosen
+
+    def _count_routing(self, choices: list[torch.Tensor], lengths: list[int]) -> torch.Tensor:
+        """Each layer's choices [N, K] -> counts [L, B, E] per sequence (of `lengths` tokens): one
+        bincount for the whole step, a few small ops whatever the number of layers."""
+        L, B, E = len(choices), len(lengths), self.config.num_local_experts
+        chosen = torch.stack(choices)  # [L, N, K]
+        owner = torch.repeat_interleave(torch.arange(B), torch.tensor(lengths)).to(chosen.device)  # [N]: whose token
+        slot = (torch.arange(L, device=chosen.device)[:, None] * B + owner) * E  # [L, N]
+        return torch.bincount((slot[:, :, None] + chosen).view(-1), minlength=L * B * E).view(L, B, E)
