@@ -47,7 +47,7 @@ def measure(path: str, num_ctx: int) -> dict:
         model.forward(ids[start:start + PREFILL_CHUNK], cache, last_only=True)
     model.forward(ids[:1], cache, last_only=True)  # one decode step at a full context
     peak = status_bytes("VmHWM")
-    e = memory_estimate(model.config, num_ctx, slots=1)
+    e = memory_estimate(model.config, num_ctx, slots=1, native=model.backend != "torch")
     return {"baseline": baseline, "peak": peak, "weights": e.weights, "kv": e.kv_per_slot, "compute": e.compute,
             "runtime": e.runtime, "estimate": e.total, "backend": model.backend}
 

@@ -16,7 +16,6 @@ import ossy
 import tiny
 from ossy.engine import LocalEngine
 from ossy.engine.protocol import GenerateRequest, ModelRef, SamplingOptions
-from ossy.engine.scheduler import memory_estimate
 from ossy.errors import NotEnoughMemoryError
 from ossy.model.inspect import estimate_memory, full_layer_capacity
 
@@ -74,8 +73,9 @@ def test_a_model_that_will_not_fit_is_refused_before_loading(ref):
         loads.append(model_ref)
         raise AssertionError("must not load")
 
+    engine = LocalEngine(dtype="float32", num_parallel=2, max_queue=4, loader=loader, memory=lambda: 1000)
+
     async def go():
-        engine = LocalEngine(dtype="float32", num_parallel=2, max_queue=4, loader=loader, memory=lambda: 1000)
         try:
             request = GenerateRequest(ref, (1, 2, 3), SamplingOptions(temperature=0), max_tokens=2, num_ctx=8192)
             await engine.submit(request)
@@ -86,7 +86,7 @@ def test_a_model_that_will_not_fit_is_refused_before_loading(ref):
         asyncio.run(asyncio.wait_for(go(), 30))
     message = str(caught.value)
     config = ossy.load(ref.checkpoint).model.config
-    e = memory_estimate(config, 8192, slots=2, dtype="float32")
+    e = engine.memory_estimate(config, 8192)  # 2 slots, float32, this machine's kernels or not
     need = (e.weights + e.compute + e.kv_per_slot) / 2**30
     assert message.startswith(f"model requires more system memory ({need:.1f} GiB) than is available (0.0 GiB)")
     assert "num_ctx 8192" in message and loads == []

@@ -1,8 +1,10 @@
 """Model names -> `ResolvedModel`, from the model store.
 
-Owns: `StoreResolver` (the `ModelResolver` the server and the in-process CLI use). Harmony or template: a model renders with
-`ossy.harmony` when it has no TEMPLATE or the gpt-oss library one (`gptoss_defaults()`); any
-other TEMPLATE is a custom one. Tokenizers are loaded once per checkpoint directory.
+Owns: `StoreResolver` (the `ModelResolver` the server and the in-process CLI use) and
+`memory_of` (a model's memory estimate at the num_ctx its requests get by default). Harmony or
+template: a model renders with `ossy.harmony` when it has no TEMPLATE or the gpt-oss library one
+(`gptoss_defaults()`); any other TEMPLATE is a custom one. Tokenizers are loaded once per
+checkpoint directory.
 Does not own: the store (`ossy.store`) or loading weights (the engine, from `ModelRef.checkpoint`).
 """
 

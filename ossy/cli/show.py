@@ -73,9 +73,11 @@ def local_memory(resolver=None, name: str | None = None):
     from ossy.chat.options import resolve_options
     from ossy.config import settings
     from ossy.engine.scheduler import memory_estimate
+    from ossy.model.native import open_kernels
 
     s = settings()
-    estimate = functools.partial(memory_estimate, slots=s.num_parallel, kernels=s.kernels)
+    native = open_kernels(s.kernels, s.num_threads) is not None
+    estimate = functools.partial(memory_estimate, slots=s.num_parallel, native=native)
     if resolver is not None:
         return memory_of(resolver, name, estimate)
     defaults = {"num_ctx": s.context_length} if s.context_length else {}

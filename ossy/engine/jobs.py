@@ -74,6 +74,11 @@ def admit_prompt(request: GenerateRequest, num_ctx: int) -> tuple[tuple[int, ...
     return kept, len(prompt) - len(kept)
 
 
+def routing_counts(model: str, top_k: int, routing: torch.Tensor) -> ExpertCounts:
+    """Routing counts [L, E] (a request's or a loaded model's) as the protocol carries them."""
+    return ExpertCounts(model, top_k, tuple(map(tuple, routing.tolist())))
+
+
 @dataclass(eq=False)
 class Job:
     request: GenerateRequest
@@ -109,8 +114,7 @@ class Job:
             queue_duration=admitted - self.submitted,
             cached_tokens=self.cached,
             truncated_tokens=self.truncated,
-            experts=None if self.routing is None else ExpertCounts(self.request.model.name, self.top_k,
-                                                                   tuple(map(tuple, self.routing.tolist()))),
+            experts=None if self.routing is None else routing_counts(self.request.model.name, self.top_k, self.routing),
         )))
 
     def emit(self, token: Token, context: int) -> FinishReason | None:

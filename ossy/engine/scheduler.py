@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ossy.config import Settings, settings as read_settings
-from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix
+from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix, routing_counts
 from ossy.engine.protocol import Embeddings, ExpertCounts, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
 from ossy.errors import NotEnoughMemoryError, NotFoundError, OssyError, UnavailableError
@@ -60,13 +60,11 @@ LOAD_NUM_CTX = 4096  # the context a load without a request (/api/generate with 
 
 
 def memory_estimate(config, num_ctx: int, slots: int, dtype: str = "bfloat16", rewind: int = DEFAULT_REWIND,
-                    kernels: str = "auto") -> MemoryEstimate:
+                    native: bool = True) -> MemoryEstimate:
     """`ossy.model.inspect.estimate_memory` for this engine's layout: `slots` slots with `rewind`,
-    prefill in PREFILL_CHUNK chunks, attention scores only on the PyTorch path."""
-    from ossy.model.native import open_kernels
-
+    prefill in PREFILL_CHUNK chunks, attention scores only on the PyTorch path (not `native`)."""
     return estimate_memory(config, num_ctx, slots, element_size=2 if dtype == "bfloat16" else 4, rewind=rewind,
-                           chunk=PREFILL_CHUNK, attention_scores=kernels == "torch" or open_kernels(kernels) is None)
+                           chunk=PREFILL_CHUNK, attention_scores=not native)
 
 
 def available_memory() -> int | None:
@@ -149,7 +147,8 @@ class LocalEngine:
         """`memory()`: the bytes a model may still take (the check before each load)."""
         s = settings or read_settings()
         loader = loader or functools.partial(load_checkpoint, kernels=s.kernels, threads=s.num_threads)
-        self.kernels, self.memory = s.kernels, memory
+        self.kernels, self.threads, self.memory = s.kernels, s.num_threads, memory
+        self._runs_native: bool | None = None  # `_native()`'s answer
         self.num_parallel = max(1, num_parallel or s.num_parallel)
         self.max_queue = max_queue if max_queue is not None else s.max_queue
         self.keep_alive = keep_alive if keep_alive is not None else s.keep_alive
@@ -226,7 +225,8 @@ class LocalEngine:
     def _size(self, resident: Resident) -> int:
         """Its memory: the weights it holds, plus every slot's cache at the context its slots serve
         and the step buffers as `memory_estimate` counts them (Ollama's ps SIZE is an estimate too)."""
-        e = self.memory_estimate(resident.model.config, resident.num_ctx or LOAD_NUM_CTX)
+        e = memory_estimate(resident.model.config, resident.num_ctx or LOAD_NUM_CTX, self.num_parallel, self.dtype,
+                            self.rewind, native=resident.model.backend != "torch")
         return resident.size + e.kv_cache + e.compute
 
     def counters(self) -> dict[str, int]:
@@ -236,10 +236,19 @@ class LocalEngine:
                      "cached_tokens", "decode_steps", "loads", "unloads", "truncated_tokens")}
 
     def memory_estimate(self, config, num_ctx: int) -> MemoryEstimate:
-        return memory_estimate(config, num_ctx, self.num_parallel, self.dtype, self.rewind, self.kernels)
+        return memory_estimate(config, num_ctx, self.num_parallel, self.dtype, self.rewind, self._native())
+
+    def _native(self) -> bool:
+        """Whether this engine's loader runs models on the native kernels: asked once, with the
+        loader's own arguments (opening the kernels selects their path and sets their threads)."""
+        if self._runs_native is None:
+            from ossy.model.native import open_kernels
+
+            self._runs_native = open_kernels(self.kernels, self.threads) is not None
+        return self._runs_native
 
     def expert_counts(self) -> list[ExpertCounts]:
-        return [ExpertCounts(r.ref.name, r.model.config.num_experts_per_tok, tuple(map(tuple, r.routing.tolist())))
+        return [routing_counts(r.ref.name, r.model.config.num_experts_per_tok, r.routing)
                 for r in list(self._residents.values()) if r.routing is not None]
 
     def occupancy(self) -> dict[str, int]:
@@ -485,7 +494,7 @@ class LocalEngine:
             config = Checkpoint.open(ref.checkpoint).config
         except Exception:  # the loader says what is wrong with it
             return
-        e = memory_estimate(config, num_ctx, self.num_parallel, self.dtype, self.rewind, self.kernels)
+        e = self.memory_estimate(config, num_ctx)
         need = e.weights + e.compute + e.kv_per_slot
         if need > available:
             raise NotEnoughMemoryError(
