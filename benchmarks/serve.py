@@ -31,10 +31,10 @@ from pathlib import Path
 
 import httpx
 import torch
-
 from engine import full_width_config, random_tensors  # benchmarks/engine.py, beside this script
-from ossy.engine import LocalEngine
+
 from ossy.engine.protocol import GenerateRequest, ModelRef, ResolvedModel, SamplingOptions, Token
+from ossy.engine.scheduler import LocalEngine
 from ossy.model.gptoss import GptOss
 
 ROOT = Path(__file__).resolve().parents[1]

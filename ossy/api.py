@@ -13,12 +13,13 @@ from collections.abc import Iterable
 
 import torch
 
-from ossy.engine import generate as _generate
+from ossy.engine.decode import generate as _generate
 from ossy.engine.sampling import Sampler
 from ossy.errors import OssyError
 from ossy.model.config import GptOssConfig
 from ossy.model.gptoss import GptOss
 from ossy.model.loading import open_model
+
 
 def load(path: str | os.PathLike, dtype: str = "bfloat16", expert_cache_bytes: int = 0, kernels: str = "auto",
          threads: int | None = None) -> "Model":

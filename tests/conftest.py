@@ -43,12 +43,13 @@ def audit(tmp_path):
 def nano_url(tmp_path_factory):
     """The base url of a live server running the bundled nano (LocalEngine, 2 slots) from a
     scratch store."""
+    from stub_engine import RunningServer
+
     from ossy.bundled import install_missing
     from ossy.chat.models import StoreResolver
-    from ossy.engine import LocalEngine
+    from ossy.engine.scheduler import LocalEngine
     from ossy.server import create_app
     from ossy.store import Library, Store
-    from stub_engine import RunningServer
 
     library = Library(Store(tmp_path_factory.mktemp("home") / "models"))
     assert install_missing(library) == []

@@ -7,16 +7,25 @@ per-run context. Then `ClientModel` over HTTP, and a real tiny random model end 
 from __future__ import annotations
 
 import pytest
+from stub_engine import RunningServer, StubEngine, tokenizer
 
 import ossy.agent
-from ossy.agent import (AgentResult, ClientModel, EngineModel, TurnStarted, TextDelta, Toolbox, ToolCalled,
-                        ToolReturned, parse_toolsets)
+from ossy.agent import (
+    AgentResult,
+    ClientModel,
+    EngineModel,
+    TextDelta,
+    Toolbox,
+    ToolCalled,
+    ToolReturned,
+    TurnStarted,
+    parse_toolsets,
+)
 from ossy.engine.protocol import ModelRef, ResolvedModel
 from ossy.errors import OssyError
 from ossy.tools.audit import AuditLog
 from ossy.tools.base import Policy, Tool, ToolContext, ToolError
 from ossy.tools.registry import Registry
-from stub_engine import RunningServer, StubEngine, tokenizer
 
 ASK = [{"role": "user", "content": "What does a.txt say?"}]
 OBJECT = {"type": "object", "additionalProperties": False}
@@ -57,12 +66,12 @@ def roomy_library(root, modelfiles: dict[str, str]):
     import dataclasses
 
     import torch
+    from store_util import tiny_config
 
     from ossy.chat.models import StoreResolver
     from ossy.model.weights import save_checkpoint, tensor_shapes
     from ossy.modelfile import parse
     from ossy.store import Library, Store, create
-    from store_util import tiny_config
 
     config = dataclasses.replace(tiny_config(), max_position_embeddings=8192)
     tensors = {name: torch.zeros(shape) for name, shape in tensor_shapes(config, mxfp4=False).items()}
@@ -359,7 +368,7 @@ def _tiny_engine_model(root):
 
 def test_a_real_tiny_model_runs_the_loop_to_the_end(tmp_path, workspace, audit):
     """Whatever a random model emits (garbage, half a call), the loop ends cleanly."""
-    from ossy.engine import LocalEngine
+    from ossy.engine.scheduler import LocalEngine
 
     model = _tiny_engine_model(tmp_path)
     engine = LocalEngine(dtype="float32")

@@ -13,12 +13,12 @@ import httpx
 import numpy as np
 import pytest
 import torch
-
-from ossy.chat.models import StoreResolver
-from ossy.engine import LocalEngine
-from ossy.server import create_app
 from store_util import greedy_tiny_library
 from stub_engine import RunningServer
+
+from ossy.chat.models import StoreResolver
+from ossy.engine.scheduler import LocalEngine
+from ossy.server import create_app
 
 
 @pytest.fixture(scope="module")

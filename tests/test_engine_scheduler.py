@@ -8,13 +8,20 @@ import threading
 import time
 
 import pytest
+import tiny
 import torch
 
 import ossy
-import tiny
-from ossy.engine import LocalEngine
-from ossy.engine.protocol import (ContextOverflowError, Finished, GenerateRequest, ModelRef, QueueFullError,
-                                  SamplingOptions, Token)
+from ossy.engine.protocol import (
+    ContextOverflowError,
+    Finished,
+    GenerateRequest,
+    ModelRef,
+    QueueFullError,
+    SamplingOptions,
+    Token,
+)
+from ossy.engine.scheduler import LocalEngine
 from ossy.errors import NotFoundError, OssyError
 
 GREEDY = SamplingOptions(temperature=0)

@@ -9,12 +9,12 @@ import re
 
 import httpx
 import pytest
+import tiny
 import torch
 
 import ossy
-import tiny
-from ossy.engine import LocalEngine
 from ossy.engine.protocol import GenerateRequest, ModelRef, SamplingOptions, Token
+from ossy.engine.scheduler import LocalEngine
 from ossy.model import gptoss
 
 

@@ -15,12 +15,12 @@ import time
 
 import httpx
 import pytest
+from store_util import greedy_tiny_library
+from stub_engine import RunningServer, tokenizer
 
 from ossy.chat.models import StoreResolver
 from ossy.config import settings
 from ossy.server import create_app
-from store_util import greedy_tiny_library
-from stub_engine import RunningServer, tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
 MAX_BODY = 1 << 20
@@ -29,7 +29,7 @@ BAD_DIGEST = "sha256:" + "0" * 64
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from ossy.engine import LocalEngine
+    from ossy.engine.scheduler import LocalEngine
 
     root = tmp_path_factory.mktemp("hostile")
     library = greedy_tiny_library(root)

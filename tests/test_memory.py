@@ -10,12 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tiny
 import torch
 
 import ossy
-import tiny
-from ossy.engine import LocalEngine
 from ossy.engine.protocol import GenerateRequest, ModelRef, SamplingOptions
+from ossy.engine.scheduler import LocalEngine
 from ossy.errors import NotEnoughMemoryError
 from ossy.model.inspect import estimate_memory, full_layer_capacity
 

@@ -13,14 +13,14 @@ import json
 
 import jsonschema
 import pytest
+from store_util import env_for, run_ossy
 
 from ossy.agent import EngineModel
 from ossy.bundled import bundled, install_missing
 from ossy.chat.models import StoreResolver
-from ossy.engine import LocalEngine
+from ossy.engine.scheduler import LocalEngine
 from ossy.store import Library, Store, parse_name
 from ossy.train.data import declared_tools
-from store_util import env_for, run_ossy
 
 NANO = parse_name("nano")
 

@@ -12,11 +12,11 @@ import httpx
 import ollama
 import openai
 import pytest
+from store_util import greedy_tiny_library
+from stub_engine import RunningServer, tokenizer
 
 from ossy.chat.models import StoreResolver
 from ossy.server import create_app
-from store_util import greedy_tiny_library
-from stub_engine import RunningServer, tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
 
@@ -28,7 +28,7 @@ def library(tmp_path_factory):
 
 @contextlib.contextmanager
 def serving(library, **engine_options):
-    from ossy.engine import LocalEngine
+    from ossy.engine.scheduler import LocalEngine
 
     engine = LocalEngine(dtype="float32", **engine_options)
     with RunningServer(create_app(engine, StoreResolver(library, lambda directory: tokenizer()), library)) as url:

@@ -38,6 +38,8 @@ from typing import Callable, Iterable, Union
 
 from ossy.agent.model import ChatModel, ClientModel, Reply, ToolCall
 from ossy.tools.base import Policy, ToolContext, ToolResult
+from ossy.tools.executor import Executor
+from ossy.tools.registry import Registry
 
 NO_TOOLSETS = ("", "none", "off")
 # What `ossy.chat.turn` writes before a call returned as content (its SEPARATOR). Not imported:
@@ -113,8 +115,6 @@ class Toolbox:
     @classmethod
     def open(cls, tools=("fs",), *, policy: Policy | None = None, workspace: str | Path = ".", approver=None,
              audit=None, conversation: str | None = None, context: ToolContext | None = None) -> "Toolbox":
-        from ossy.tools.executor import Executor
-        from ossy.tools.registry import Registry
 
         registry = tools if isinstance(tools, Registry) else Registry.from_toolsets(parse_toolsets(tools))
         owns = context is None

@@ -20,6 +20,10 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from ossy.errors import OssyError
+from ossy.modelfile import parse_file
+from ossy.store.create import create
+from ossy.store.files import atomic_write
 from ossy.store.names import ModelName, parse_name
 
 NAMES = ("nano",)
@@ -36,8 +40,6 @@ OFFERED = "bundled-offered"  # in the store's root: the bundled names install_mi
 
 def install(library, name: ModelName, directory: Path):
     """Create `name` in `library`'s ossy store from the bundled `directory`; the stored Model."""
-    from ossy.modelfile import parse_file
-    from ossy.store.create import create
 
     return create(library, str(name), parse_file(directory / "Modelfile"), base_dir=directory)
 
@@ -45,8 +47,6 @@ def install(library, name: ModelName, directory: Path):
 def install_missing(library) -> list[str]:
     """Store each bundled model this store never had; what kept one out (a full disk...), which
     is tried again next time."""
-    from ossy.errors import OssyError
-    from ossy.store.files import atomic_write
 
     marker = library.store.root / OFFERED
     offered = set(marker.read_text().split()) if marker.is_file() else set()

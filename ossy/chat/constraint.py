@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import llguidance
 import numpy as np
 import torch
 
 from ossy.chat.options import RequestError, check_schema
-
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ def grammar_tokenizer(tokenizer):
     Every id below `tokenizer.vocab_size` gets its byte string; special ids are marked special
     (llguidance never lets a grammar produce them); `<|return|>` and `<|endoftext|>`, where the
     vocabulary has them, are its end tokens."""
-    import llguidance
 
     with _lock:
         cached = _tokenizers.get(tokenizer)
@@ -100,8 +99,6 @@ def grammar_tokenizer(tokenizer):
 
 @functools.lru_cache(maxsize=64)
 def _grammar(schema_json: str) -> str:
-    import llguidance
-
     return llguidance.LLMatcher.grammar_from_json_schema(schema_json, overrides=JSON_OPTIONS)
 
 
@@ -138,8 +135,6 @@ class FormatConstraint:
             self._open()
 
     def _open(self) -> None:
-        import llguidance
-
         try:
             matcher = llguidance.LLMatcher(grammar_tokenizer(self.tokenizer), grammar_for(self.schema))
         except Exception as e:  # should not happen: lenient compile; fall back to the after-check
@@ -206,7 +201,6 @@ def check_format(value: Any, *, param: str = "format") -> str | dict | None:
 def grammar_problem(schema: dict) -> str:
     """What keeps `schema` from becoming a grammar ("" if nothing): a `$ref` that does not
     resolve, a schema no value satisfies (minLength > maxLength, incompatible allOf...)."""
-    import llguidance
 
     try:
         return llguidance.LLMatcher.validate_grammar(grammar_for(schema))

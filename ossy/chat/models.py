@@ -13,9 +13,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from ossy.chat.options import resolve_options
 from ossy.engine.protocol import ModelRef, ResolvedModel
+from ossy.errors import OssyError
 from ossy.store import Library, Model
 from ossy.store.show import capabilities, details, library_template
+from ossy.tokenizer import load
 
 
 def _weights(model: Model):
@@ -67,9 +70,6 @@ class StoreResolver:
                 if self._load_tokenizer is not None:
                     self._tokenizers[key] = self._load_tokenizer(checkpoint)
                 else:
-                    from ossy.errors import OssyError
-                    from ossy.tokenizer import load
-
                     if checkpoint is None:
                         raise OssyError(f"model '{model.name}' has no weights ossy can run "
                                         f"(neither a checkpoint nor a GGUF layer)")
@@ -81,7 +81,6 @@ def memory_of(resolver, name: str, estimate: Callable) -> Callable:
     """config -> `estimate(config, num_ctx)` at the num_ctx a request to `name` gets when it sets
     none (its PARAMETER num_ctx, else OSSY_CONTEXT_LENGTH, else the default; capped at the
     model's context): the memory `ossy show --verbose` and /api/show report."""
-    from ossy.chat.options import resolve_options
 
     def of(config):
         parameters = resolver.resolve(name).parameters  # a `ModelResolver`'s: OSSY_CONTEXT_LENGTH merged in

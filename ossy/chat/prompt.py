@@ -35,6 +35,7 @@ from ossy.chat.options import RequestError
 from ossy.engine.protocol import ContextOverflowError, ResolvedModel
 from ossy.harmony import tokens as T
 from ossy.harmony.render import REASONING_EFFORTS, REASONING_KEYS, RenderError, _text, render_message
+from ossy.template import Budget, OllamaTemplate, TemplateError, TemplateLimitError
 
 MAX_MESSAGES = 100_000  # per request: bounds the work of fitting a conversation to num_ctx
 BUILTIN_TOOLS = {"browser.search": "browser", "browser.open": "browser", "browser.find": "browser",
@@ -217,7 +218,6 @@ def _template(model: ResolvedModel, messages: list[dict], tools: list[dict], thi
               max_output: int) -> Prompt:
     """A custom TEMPLATE, rendered as Ollama renders it (at most `max_output` characters and
     `ossy.template`'s step limit) and tokenized with special tokens."""
-    from ossy.template import Budget, OllamaTemplate, TemplateError, TemplateLimitError
 
     think = think if think is None or isinstance(think, bool) else think_level(think)
     try:

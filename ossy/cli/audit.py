@@ -13,7 +13,10 @@ import datetime
 import json
 import re
 
+from ossy.cli.ps import table
 from ossy.errors import OssyError
+from ossy.tools.audit import DECISIONS, AuditLog
+from ossy.tools.executor import escape_control
 
 AGE = re.compile(r"(\d+)([smhd])")
 AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -21,8 +24,6 @@ COLUMNS = ["TIME", "CONVERSATION", "TOOL", "DECISION", "BY", "STATUS", "EXIT", "
 
 
 def register(subparsers) -> None:
-    from ossy.tools.audit import DECISIONS
-
     p = subparsers.add_parser("audit", help="List the tool calls in the audit log")
     p.add_argument("--tool", help="only calls of this tool")
     p.add_argument("--conversation", help="only calls of this conversation (ossy tools run: cli)")
@@ -47,8 +48,6 @@ def parse_since(text: str, now: datetime.datetime | None = None) -> datetime.dat
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from ossy.tools.audit import AuditLog
-
     if args.limit < 1:
         raise OssyError(f"--limit must be at least 1, not {args.limit}")
     since = parse_since(args.since) if args.since else None
@@ -62,9 +61,6 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[dict]) -> str:
-    from ossy.cli.ps import table
-    from ossy.tools.executor import escape_control
-
     cells = [[row["time"][:19].replace("T", " "), row["conversation"], row["tool"], row["decision"],
               row["decided_by"], row["status"], "" if row["exit_code"] is None else str(row["exit_code"]),
               f"{row['duration']:.2f}s", str(row["output_bytes"]), "yes" if row["truncated"] else ""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ossy.errors import OssyError
+from ossy.tools import index
 
 
 def register(subparsers) -> None:
@@ -21,8 +22,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ossy.tools import index
-
     if not (args.paths or args.clear or args.list):
         raise OssyError("give one or more paths to index, or --clear or --list")
     where = index.index_path()

@@ -16,8 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from ossy.bundled import bundled
+from ossy.config import settings
+from ossy.errors import NotFoundError
+from ossy.modelfile import parse_file
 from ossy.store import Library, Model, Progress, create, parse_name
-from ossy.store.show import modelfile_text, parameters_text
+from ossy.store.show import modelfile_text, parameters_text, show_info
 
 
 def register(subparsers) -> None:
@@ -77,8 +81,6 @@ class _Printer(Progress):
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from ossy.modelfile import parse_file
-
     parse_name(args.name)  # a bad name fails before any work
     path = Path(args.file)
     modelfile = parse_file(path)
@@ -167,8 +169,6 @@ def show_named(args: argparse.Namespace) -> int:
     else:
         from ossy.chat.models import StoreResolver
         from ossy.cli.show import local_memory, render_show
-        from ossy.config import settings
-        from ossy.store.show import show_info
 
         resolver = StoreResolver(library, default_num_ctx=settings().context_length)
         info = show_info(model, args.verbose, local_memory(resolver, args.model))
@@ -179,8 +179,6 @@ def show_named(args: argparse.Namespace) -> int:
 
 def get_or_hint(library: Library, name: str) -> Model:
     """`library.get(name)`; a bundled model not stored yet says how to store it (no network)."""
-    from ossy.bundled import bundled
-    from ossy.errors import NotFoundError
 
     try:
         return library.get(name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import datetime
 
+from ossy.client import Client, server_running
+from ossy.config import settings
 from ossy.errors import OssyError
 
 
@@ -24,9 +26,6 @@ def register(subparsers) -> None:
 
 
 def _client():
-    from ossy.client import Client, server_running
-    from ossy.config import settings
-
     host = settings().host
     if not server_running(host):
         raise OssyError(f"could not connect to an ossy server at {host}; is `ossy serve` running?")

@@ -14,6 +14,7 @@ import sys
 import time
 
 from ossy.cli.models import format_size
+from ossy.client.local import connect
 
 BAR = 25
 
@@ -30,8 +31,6 @@ def register(subparsers) -> None:
 
 
 def _transfer(args: argparse.Namespace, verb: str) -> int:
-    from ossy.client.local import connect
-
     with connect() as client:
         with_progress(getattr(client, verb)(args.model, insecure=args.insecure))
     return 0

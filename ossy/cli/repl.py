@@ -26,8 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ossy.agent import ClientModel, TextDelta, Toolbox, ToolCalled, ToolReturned, loop, parse_toolsets
+from ossy.cli.show import render_show
+from ossy.config import settings
 from ossy.errors import OssyError
-from ossy.tools.base import Policy
+from ossy.modelfile.parameters import PARAMETERS, convert
+from ossy.tools.base import Policy, ToolContext
+from ossy.tools.executor import escape_control, terminal_approver
+from ossy.tools.registry import TOOLSETS
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 THINK_LEVELS = ("low", "medium", "high")
@@ -229,8 +235,6 @@ class AgentPrinter(Printer):
         self.err = err
 
     def event(self, event) -> None:
-        from ossy.agent import TextDelta, ToolCalled, ToolReturned
-
         if isinstance(event, TextDelta):
             (self.thinking_text if event.field == "thinking" else self.content)(event.text)
         elif isinstance(event, ToolCalled):
@@ -244,8 +248,6 @@ class AgentPrinter(Printer):
 
 
 def _clip(text: str, width: int = SUMMARY_WIDTH) -> str:
-    from ossy.tools.executor import escape_control
-
     text = escape_control(text, keep="\t")
     return text if len(text) <= width else text[:width] + "..."
 
@@ -444,8 +446,6 @@ class Interpreter:
             self.help("set")
 
     def set_parameter(self, text: str) -> None:
-        from ossy.modelfile.parameters import PARAMETERS, convert
-
         try:
             words = shlex.split(text)
         except ValueError:
@@ -479,8 +479,6 @@ class Interpreter:
         info = self.model_info()
         s = self.session
         if what == "info":
-            from ossy.cli.show import render_show
-
             self.out.write(render_show(info, parameters=[(k, str(v)) for k, v in s.parameters.items()],
                                        system=s.system) + "\n")
         elif what == "license":
@@ -507,8 +505,6 @@ class Interpreter:
 
     # -- /tools -----------------------------------------------------------------------------------
     def tools(self, rest: str) -> None:
-        from ossy.agent import parse_toolsets
-
         s = self.session
         if rest.lower() in ("help", "?"):
             self.help("tools")
@@ -525,8 +521,6 @@ class Interpreter:
             self.say(f"Enabled tools: {', '.join(wanted)}." if wanted else "Disabled tools.")
             return
         if not s.tools:
-            from ossy.tools.registry import TOOLSETS
-
             self.say(f"Tools are off. Turn them on with /tools LIST (toolsets: {', '.join(TOOLSETS)}).")
             return
         opts, policy = s.tool_options, s.tool_options.policy
@@ -541,10 +535,6 @@ class Interpreter:
         if not s.tools:
             return None
         if self._toolbox is None:
-            from ossy.agent import Toolbox
-            from ossy.tools.base import ToolContext
-            from ossy.tools.executor import terminal_approver
-
             opts = s.tool_options
             if self._tool_context is None:
                 self._tool_context = ToolContext(Path(opts.workspace), opts.policy)
@@ -647,7 +637,6 @@ class Interpreter:
 
     def _agent_reply(self, printer: AgentPrinter) -> tuple[list[dict], dict | None]:
         """The agent loop over this message: (the assistant and tool messages, the last final chunk)."""
-        from ossy.agent import ClientModel, loop
 
         s = self.session
         request = s.request_messages()
@@ -681,8 +670,6 @@ def read_message(read_line: Callable[[str], str], prompt: str = ">>> ", more: st
 
 
 def history_path() -> Path:
-    from ossy.config import settings
-
     return settings().home / "history"
 
 

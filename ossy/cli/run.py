@@ -24,15 +24,17 @@ import json
 import sys
 from pathlib import Path
 
-from ossy.errors import OssyError
-
+from ossy.agent import parse_toolsets
+from ossy.cli.pull import pull_with_progress
+from ossy.cli.repl import Interpreter, Session, ToolOptions, history_path, parse_think, repl
+from ossy.client.local import connect
+from ossy.errors import NotFoundError, OssyError
+from ossy.tools.base import APPROVALS, MODES, Policy
 
 _THINK_WORDS = ("true", "false", "low", "medium", "high", "max")
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    from ossy.tools.base import APPROVALS, MODES, Policy
-
     p.add_argument("--format", metavar="FORMAT", help='response format: "json" or a JSON schema')
     p.add_argument("--keepalive", metavar="DURATION", help='how long the model stays loaded, e.g. "5m", "1h", "-1"')
     p.add_argument("--think", metavar="LEVEL", nargs="?", const="true",
@@ -94,8 +96,6 @@ def parse_format(text: str | None) -> str | dict | None:
 
 def tool_options(args: argparse.Namespace, stdin_is_terminal: bool):
     """The tool settings of `ossy run`'s flags; approvals in the terminal when stdin is one."""
-    from ossy.cli.repl import ToolOptions
-    from ossy.tools.base import Policy
 
     if args.max_steps < 0:
         raise OssyError("--max-steps must be 0 or more")
@@ -109,8 +109,6 @@ def tool_options(args: argparse.Namespace, stdin_is_terminal: bool):
 
 def pull_if_missing(client, model: str) -> None:
     """As `ollama run` does: a model the server does not have is pulled first, with progress."""
-    from ossy.cli.pull import pull_with_progress
-    from ossy.errors import NotFoundError
 
     try:
         client.show(model)
@@ -121,7 +119,6 @@ def pull_if_missing(client, model: str) -> None:
 def model_toolsets(client, model: str) -> tuple[str, ...]:
     """The toolsets the model's Modelfile names (`TOOLS`); none when the server does not say
     (an Ollama server, an unknown model: the chat request reports that)."""
-    from ossy.agent import parse_toolsets
 
     try:
         return parse_toolsets(client.show(model).get("toolsets") or ())
@@ -130,10 +127,6 @@ def model_toolsets(client, model: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ossy.agent import parse_toolsets
-    from ossy.cli.repl import Interpreter, Session, history_path, parse_think, repl
-    from ossy.client.local import connect
-
     _reparse(args)
     if args.think is not None and args.think.lower() not in _THINK_WORDS:  # `--think PROMPT`: a bare --think
         args.prompt = [args.think, *args.prompt]

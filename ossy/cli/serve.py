@@ -12,6 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ossy.bundled import install_missing
+from ossy.config import settings
+from ossy.store import Library
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve", aliases=["start"], help="Start the API server (Ollama, OpenAI and Anthropic APIs)")
@@ -21,16 +25,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ossy.config import settings
-    from ossy.server import create_app, serve, split_host
-    from ossy.bundled import install_missing
-    from ossy.store import Library
+    from ossy.engine.scheduler import LocalEngine  # lazy: torch and fastapi, kept out of `ossy --help`
+    from ossy.server import create_app, serve, split_host  # lazy: as above
 
     s = settings()
     host, port = split_host(args.host or s.host)
     if args.port is not None:
         port = args.port
-    from ossy.engine import LocalEngine  # imports torch: only once the arguments are known good
 
     library = Library.from_settings(s)
     library.store.sweep()  # what a killed create left behind

@@ -12,11 +12,13 @@ checkpoints (`ossy.model.weights`), or the model store.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+from ossy.config import settings
 from ossy.format import human_bytes, human_number
+from ossy.store.show import checkpoint_info
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `ossy --help` and store commands start fast
     from ossy.model.weights import Checkpoint
@@ -56,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.modelfile:
         print(f"FROM {path.resolve()}")
     elif not (args.template or args.parameters or args.system):  # a bare checkpoint has none of these
-        from ossy.store.show import checkpoint_info
 
         info = checkpoint_info(checkpoint, args.verbose, local_memory(), license=license)
         print(render_show(info, verbose=args.verbose), end="")
@@ -67,11 +68,9 @@ def local_memory(resolver=None, name: str | None = None):
     """config -> the memory estimate of a model loaded by this machine's engine settings
     (OSSY_NUM_PARALLEL slots, OSSY_KERNELS) at the num_ctx a request gets by default: of the stored
     model `name` through `resolver`, else of a bare checkpoint (OSSY_CONTEXT_LENGTH or the default)."""
-    import functools
 
     from ossy.chat.models import memory_of
     from ossy.chat.options import resolve_options
-    from ossy.config import settings
     from ossy.engine.scheduler import memory_estimate
     from ossy.model.native import open_kernels
 

@@ -15,15 +15,18 @@ import json
 import sys
 from pathlib import Path
 
+from ossy.cli.ps import table
 from ossy.errors import OssyError
+from ossy.tools import Executor, Policy, ToolContext, terminal_approver
+from ossy.tools.base import APPROVALS, MODES
+from ossy.tools.executor import escape_control, is_terminal
+from ossy.tools.registry import Registry
 
 EXIT_CODES = {"dry-run": 0, "error": 1, "invalid": 2, "denied": 3, "timeout": 124}
 DESCRIPTION_WIDTH = 72
 
 
 def register(subparsers) -> None:
-    from ossy.tools.base import APPROVALS, MODES
-
     p = subparsers.add_parser("tools", help="List, show and run the tools models can call")
     sub = p.add_subparsers(dest="tools_command", metavar="COMMAND", required=True)
 
@@ -52,8 +55,6 @@ def register(subparsers) -> None:
 
 
 def _registry(toolsets: str = "all"):
-    from ossy.tools.registry import Registry
-
     return Registry.from_toolsets(toolsets)
 
 
@@ -62,8 +63,6 @@ def _kind(tool) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ossy.cli.ps import table
-
     rows = [["TOOLSET", "NAME", "KIND", "DESCRIPTION"]]
     for tool in _registry(args.toolset or "all"):
         summary = tool.description.strip().splitlines()[0] if tool.description.strip() else ""
@@ -92,9 +91,6 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from ossy.tools import Executor, ToolContext, terminal_approver
-    from ossy.tools.executor import is_terminal
-
     registry = _registry()
     tool = registry.get(args.name)
     ctx = ToolContext(workspace=_workspace(args.workspace), policy=_policy(args, tool), conversation="cli")
@@ -117,8 +113,6 @@ def _workspace(path: Path | None) -> Path:
 
 
 def _policy(args: argparse.Namespace, tool):
-    from ossy.tools import Policy
-
     timeouts = {}
     if args.timeout is not None:
         if not args.timeout > 0:
@@ -143,6 +137,4 @@ def _print_result(result, *, as_json: bool) -> None:
 
 
 def _for_terminal(text: str, stream) -> str:
-    from ossy.tools.executor import escape_control, is_terminal
-
     return escape_control(text, keep="\n\t") if is_terminal(stream) else text

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from ossy.config import settings
 from ossy.errors import ConflictError, NotFoundError, OssyError, UnavailableError
 
 DEFAULT_PORT = 11434
@@ -66,8 +67,6 @@ class Client:
 
     def __init__(self, host: str | None = None, *, timeout: float | None = None) -> None:
         if host is None:
-            from ossy.config import settings
-
             host = settings().host
         self.base_url = base_url(host)
         self._http = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(timeout, connect=5.0))

@@ -14,8 +14,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ossy.bundled import install_missing
 from ossy.client.client import Client, server_running
+from ossy.config import settings
 from ossy.errors import OssyError
+from ossy.store import Library
+
 
 class LocalServer:
     """`with LocalServer(app) as server:` serves `app` on 127.0.0.1:<free port> until the block ends."""
@@ -63,14 +67,12 @@ class LocalServer:
 
 def default_app():
     """The server's ASGI app over a `LocalEngine` and the model store (for in-process runs)."""
+    from ossy.engine.scheduler import LocalEngine  # lazy: torch, loaded only when no server answers
     try:
-        from ossy.engine import LocalEngine
-        from ossy.server import create_app
+        from ossy.server import create_app  # lazy: as above (fastapi too)
     except ImportError as e:  # pragma: no cover - a broken installation
         raise OssyError(f"no ossy server is running and the in-process one cannot start ({e}); "
                         "start one with `ossy serve`") from None
-    from ossy.bundled import install_missing
-    from ossy.store import Library
 
     library = Library.from_settings()
     install_missing(library)  # as `ossy serve` does when it starts: the bundled nano, the first time
@@ -82,8 +84,6 @@ def connect(host: str | None = None, *, app_factory=default_app) -> Iterator[Cli
     """A `Client` for the server at `host` (default `settings().host`) if one answers, else for
     an in-process server built by `app_factory` and stopped when the block ends."""
     if host is None:
-        from ossy.config import settings
-
         host = settings().host
     if server_running(host):
         with Client(host) as client:

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ossy.config import Settings, settings as read_settings
+from ossy.config import Settings
+from ossy.config import settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix, routing_counts
 from ossy.engine.protocol import Embeddings, ExpertCounts, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
@@ -42,6 +43,7 @@ from ossy.errors import NotEnoughMemoryError, NotFoundError, OssyError, Unavaila
 from ossy.model.inspect import MemoryEstimate, estimate_memory
 from ossy.model.interface import LanguageModel
 from ossy.model.loading import open_model
+from ossy.model.native import open_kernels
 from ossy.model.weights import Checkpoint
 
 PREFILL_CHUNK = 512  # prompt ids per forward: bounds the [heads, T, S] attention scores
@@ -242,8 +244,6 @@ class LocalEngine:
         """Whether this engine's loader runs models on the native kernels: asked once, with the
         loader's own arguments (opening the kernels selects their path and sets their threads)."""
         if self._runs_native is None:
-            from ossy.model.native import open_kernels
-
             self._runs_native = open_kernels(self.kernels, self.threads) is not None
         return self._runs_native
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gguf import GGMLQuantizationType, quants
 
 from ossy.model.config import FULL, SLIDING, GptOssConfig
 from ossy.model.errors import CheckpointError, ConfigError
@@ -197,8 +198,6 @@ class GgufCheckpoint:
         if t.type in _FLOAT_TYPES:
             return torch.from_numpy(raw).view(_DTYPES[t.type]).reshape(t.shape).to(dtype)
         if t.type == "Q8_0":
-            from gguf import GGMLQuantizationType, quants
-
             rows = raw.reshape(-1, raw.size // (int(np.prod(t.shape[:-1])) or 1))
             values = quants.dequantize(rows, GGMLQuantizationType.Q8_0)
             return torch.from_numpy(values).reshape(t.shape).to(dtype)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from ossy.model.errors import CheckpointError
 
@@ -108,7 +109,6 @@ class _Cursor:
 def read(path: str | os.PathLike) -> GgufFile:
     """The file's metadata and tensor directory, its data mapped; CheckpointError (one line
     naming the file) for anything that is not a well-formed GGUF v2 or v3."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     path = Path(path)
     if not path.is_file():

@@ -27,6 +27,7 @@ from ossy.modelfile.errors import ModelfileError
 from ossy.modelfile.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS, convert
 from ossy.modelfile.values import Unterminated, Value, read_value
+from ossy.template import OllamaTemplate, TemplateError
 from ossy.tools.registry import TOOLSETS
 
 INSTRUCTIONS = (
@@ -207,7 +208,6 @@ class _Parser:
         if not self.check_template:
             return
         # A sibling leaf package, imported only when a TEMPLATE is checked.
-        from ossy.template import OllamaTemplate, TemplateError
 
         try:
             OllamaTemplate(value.text, name="TEMPLATE")  # Go's parse plus Ollama's own checks

@@ -21,19 +21,20 @@ import logging
 import time
 
 import anyio
-
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from fastapi.responses import JSONResponse, Response
-
-from ossy.config import Settings, settings as read_settings
+from ossy.chat.models import StoreResolver
+from ossy.config import Settings
+from ossy.config import settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
 from ossy.server import agent, anthropic, native, openai, page, responses
 from ossy.server.guard import Guard
-from ossy.server.metrics import CONTENT_TYPE as METRICS_TYPE, CountRequests, Metrics
 from ossy.server.http import error_response, log
+from ossy.server.metrics import CONTENT_TYPE as METRICS_TYPE
+from ossy.server.metrics import CountRequests, Metrics
 from ossy.server.response_store import ResponseStore
 from ossy.server.state import State
 from ossy.store import Library
@@ -74,8 +75,6 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
     the directory /api/create may read checkpoints from."""
     settings = settings or read_settings()
     if resolver is None:
-        from ossy.chat.models import StoreResolver
-
         library = library or Library.from_settings(settings)
         resolver = StoreResolver(library, default_num_ctx=settings.context_length)
     metrics = Metrics(engine, settings.home)

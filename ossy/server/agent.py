@@ -43,11 +43,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ossy.chat import RequestError
+from ossy.agent import TextDelta, Toolbox, ToolCalled, ToolReturned, TurnStarted, loop, parse_toolsets
+from ossy.agent.model import reply_of
+from ossy.chat import ChatRequest, RequestError
 from ossy.errors import ForbiddenError, NotFoundError, OssyError
 from ossy.server.http import StreamResponse, log, ndjson, parse_body
 from ossy.server.native import NDJSON, _Body, expert_json
 from ossy.server.state import State
+from ossy.tools.base import Policy
+from ossy.tools.registry import TOOLSETS, Registry
 
 APPROVAL_WAIT = 600.0  # seconds an approval waits for the page before it counts as "no"
 ANSWERS = ("yes", "no", "always")
@@ -127,16 +131,12 @@ class ServerModel:
         self.state, self.model, self.run = state, model, run
 
     def turn(self, messages, tools, *, think=None, options=None, on_text=None):
-        from ossy.chat import ChatRequest
-
         if self.run.cancelled.is_set():
             raise _Stopped()
         request = ChatRequest(messages=list(messages), tools=tools or None, think=think, options=dict(options or {}))
         return asyncio.run_coroutine_threadsafe(self._turn(request, on_text), self.run.loop).result()
 
     async def _turn(self, request, on_text):
-        from ossy.agent.model import reply_of
-
         turn = await self.state.start(self.model, request)
         self.run.turns.add(turn)
         try:
@@ -168,8 +168,6 @@ def _approver(approvals: Approvals, run: _Run):
 
 
 def _event(event) -> dict:
-    from ossy.agent import TextDelta, ToolCalled, ToolReturned, TurnStarted
-
     if isinstance(event, TurnStarted):
         return {"type": "turn", "turn": event.turn}
     if isinstance(event, TextDelta):
@@ -195,8 +193,6 @@ def register(app: FastAPI, state: State) -> None:
 
     @app.get("/api/agent/toolsets")
     async def toolsets():
-        from ossy.tools.registry import TOOLSETS, Registry
-
         return {"toolsets": [{"name": name, "tools": Registry.from_toolsets([name]).names}
                              for name in TOOLSETS]}
 
@@ -214,8 +210,6 @@ def register(app: FastAPI, state: State) -> None:
         same_origin(request)
         body = await parse_body(request, AgentBody)
         model = await state.resolve(body.model)
-        from ossy.agent import Toolbox, loop, parse_toolsets
-        from ossy.tools.base import Policy
 
         toolbox = Toolbox.open(parse_toolsets(body.toolsets), policy=Policy(), workspace=state.workspace,
                                conversation=f"page-{state.request_id()}")  # unknown toolset: 400 here

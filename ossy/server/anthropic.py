@@ -27,12 +27,22 @@ import json
 import secrets
 from typing import Any, Literal
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ossy.chat import (ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_tools,
-                       json_closing)
+from ossy.chat import (
+    ChatRequest,
+    RequestError,
+    TextChunk,
+    ToolCallArgs,
+    ToolCallChunk,
+    ToolCallStart,
+    check_options,
+    check_tools,
+    json_closing,
+)
 from ossy.chat.turn import Turn
 from ossy.errors import OssyError
 from ossy.server.http import StreamResponse, log, parse_body, sse
@@ -187,8 +197,6 @@ def thinking_of(body: MessagesBody) -> tuple[str | None, bool]:
 
 
 def options_of(body: MessagesBody) -> dict:
-    from ossy.chat import check_options
-
     if body.max_tokens is None or body.max_tokens < 1:
         raise RequestError("max_tokens: a positive number is required", param="max_tokens")
     options = {"num_predict": body.max_tokens}
@@ -251,8 +259,6 @@ def register(app: FastAPI, state: State) -> None:
 
     @app.post("/v1/messages/count_tokens")
     async def count_tokens(request: Request):
-        import anyio
-
         raw = await parse_body(request, _Body)
         data = {"max_tokens": 1, **(raw.model_extra or {})}
         body = MessagesBody.model_validate(data)

@@ -45,27 +45,28 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
-from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect
 
 from ossy import __version__
 from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, Turn, check_options, check_tools
 from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
+from ossy.chat.models import memory_of
 from ossy.chat.prompt import think_level
 from ossy.engine.protocol import ExpertCounts
 from ossy.errors import NotFoundError, OssyError, StalledError
 from ossy.format import now_rfc3339
 from ossy.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
-from ossy.store import InvalidNameError, Progress, parse_name
-from ossy.store.create import create_from, create_from_blobs
-from ossy.store.show import capabilities, details, library_template, show_info
-from ossy.store.manifest import valid_digest
-from ossy.store.registry import pull, push
 from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, parse_body
 from ossy.server.state import State
+from ossy.store import InvalidNameError, Progress, parse_name
+from ossy.store.create import create_from, create_from_blobs
+from ossy.store.manifest import valid_digest
+from ossy.store.registry import pull, push
+from ossy.store.show import details, library_template, show_info
 
 NDJSON = "application/x-ndjson"
 UPLOAD_BATCH = 1 << 22  # bytes of an upload written to disk at a time (off the event loop)
@@ -587,8 +588,6 @@ async def _load_or_unload(state: State, model, body, started: int, empty: dict):
 
 
 def _show(state: State, name: str, verbose: bool) -> dict:
-    from ossy.chat.models import memory_of
-
     model = _library(state).get(name)
     return show_info(model, verbose, memory_of(state.resolver, name, state.engine.memory_estimate))
 

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import shutil
 import threading
+from fnmatch import fnmatch
 from pathlib import Path
+
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from ossy.errors import NotFoundError, RegistryError
 
@@ -32,8 +36,6 @@ def checkpoint_files(remote) -> list[tuple[str, int]] | None:
     endpoint = HUB_ENDPOINTS.get(remote.name.host)
     if endpoint is None or remote.name.tag != "latest":
         return None
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
     repo = f"{remote.name.namespace}/{remote.name.model}"
     try:
@@ -49,15 +51,11 @@ def checkpoint_files(remote) -> list[tuple[str, int]] | None:
 
 
 def _wanted(name: str) -> bool:
-    from fnmatch import fnmatch
-
     return "/" not in name and any(fnmatch(name, pattern) for pattern in CHECKPOINT_FILES)
 
 
 def download(remote, files: list[tuple[str, int]], directory: Path, progress) -> Path:
     """Download `files` of the repo into `directory` (resuming what an earlier pull left)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     from ossy.store.registry import PullEvent
 

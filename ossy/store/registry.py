@@ -33,10 +33,13 @@ from pathlib import Path
 import httpx
 
 from ossy.errors import DigestMismatchError, InsecureError, NotFoundError, RegistryError
+from ossy.modelfile import Modelfile
 from ossy.store import huggingface
 from ossy.store import manifest as mt
+from ossy.store.create import create_from
 from ossy.store.files import atomic_write
 from ossy.store.names import ModelName, parse_name
+from ossy.store.store import Progress as CreateProgress
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 MAX_PARTS = 16
@@ -431,9 +434,6 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
 
 def _pull_checkpoint(library, remote: Remote, files: list[tuple[str, int]], progress: Progress):
     """A Hub safetensors repo: its checkpoint files downloaded, then stored as `ossy create` would."""
-    from ossy.modelfile import Modelfile
-    from ossy.store.create import create_from
-    from ossy.store.store import Progress as CreateProgress
 
     class Statuses(CreateProgress):
         def status(self, text: str) -> None:

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from ossy.format import now_rfc3339
+from ossy.format import human_number, now_rfc3339
+from ossy.model.errors import CheckpointError, ConfigError
+from ossy.modelfile import gptoss_defaults
 from ossy.store.create import modelfile_of
 from ossy.store.store import Model
 
@@ -65,8 +67,6 @@ def _go_value(v) -> str:
 # -- the /api/show body -------------------------------------------------------------------------
 @cache
 def library_template() -> str:
-    from ossy.modelfile import gptoss_defaults
-
     return gptoss_defaults().template
 
 
@@ -117,7 +117,6 @@ def checkpoint_info(checkpoint: Checkpoint, verbose: bool = False, memory: Memor
 
 
 def _open_weights(model: Model) -> Checkpoint | None:
-    from ossy.model.errors import CheckpointError, ConfigError
     from ossy.model.weights import Checkpoint
 
     try:
@@ -137,7 +136,6 @@ def _config_model_info(config: dict) -> dict:
 
 
 def _weights_details(checkpoint: Checkpoint, base: dict) -> dict:
-    from ossy.format import human_number
     from ossy.model.inspect import count_parameters
 
     fmt = "gguf" if getattr(checkpoint, "flavour", None) else "safetensors"

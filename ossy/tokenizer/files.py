@@ -15,7 +15,10 @@ import json
 from pathlib import Path
 
 import tiktoken
+from tokenizers import Tokenizer as HFTokenizer
 
+from ossy.model.errors import CheckpointError
+from ossy.model.gguf_file import is_gguf, read
 from ossy.tokenizer.core import HFBackend, TiktokenBackend, Tokenizer, TokenizerError
 
 O200K_PATTERN = "|".join(
@@ -78,7 +81,6 @@ def _unbyte(token: str) -> bytes:
 def load(path) -> Tokenizer:
     """A tokenizer from a tokenizer.json, a .tiktoken rank file, a GGUF file's vocabulary, or a
     model directory."""
-    from ossy.model.gguf_file import is_gguf
 
     path = Path(path)
     if path.is_dir():
@@ -130,8 +132,6 @@ def _from_gguf(path: Path) -> Tokenizer:
     """The byte-level BPE vocabulary a GGUF carries (`tokenizer.ggml.*`), run by tiktoken when it
     is tiktoken's BPE (gpt-oss's is: o200k_harmony). Ollama's `gptoss` files say pre-tokenizer
     "default"; like Ollama's own compatibility layer, ossy reads that as gpt-4o (o200k)."""
-    from ossy.model.errors import CheckpointError
-    from ossy.model.gguf_file import read
 
     try:
         fields = read(path).fields
@@ -219,8 +219,6 @@ def _merges_follow_ranks(vocab: dict[str, int], merges: list) -> bool:
 
 
 def _hf_backend(text: str, vocab: dict[str, int], added: dict[str, dict]) -> HFBackend:
-    from tokenizers import Tokenizer as HFTokenizer
-
     plain, special = HFTokenizer.from_str(text), HFTokenizer.from_str(text)
     plain.encode_special_tokens = True
     id_to_bytes = {rank: _unbyte(token) for token, rank in vocab.items()}

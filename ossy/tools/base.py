@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ossy import sandbox
 from ossy.errors import OssyError
 
 MODES = ("read-only", "workspace-write", "full-access")
@@ -100,7 +101,6 @@ class ToolContext:
 
     def sandbox_spec(self, *, network: bool | None = None, cwd: Path | None = None):
         """The `ossy.sandbox.Spec` for a process this context starts."""
-        from ossy import sandbox
         return sandbox.Spec(workspace=self.workspace, mode=self.policy.mode,
                             network=self.policy.network if network is None else network,
                             allow_unsandboxed=self.policy.allow_unsandboxed, cwd=cwd)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
+import json
 import re
 import socket
 import textwrap
@@ -30,7 +31,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, unquote, urldefrag, urljoin, urlsplit
 
-from ossy.tools import index
+import httpx
+
+from ossy.tools import index, paths
 from ossy.tools.base import Tool, ToolContext, ToolError
 
 WIDTH = 80  # columns a page is wrapped at
@@ -274,7 +277,6 @@ def _int(value, name: str) -> int:
 def load(ctx: ToolContext, target: str, *, view_source: bool = False) -> Page:
     """The page for a URL or a file path (fresh: a direct open is a refresh). A path is a
     workspace file (contained and read by `ossy.tools.paths`), else a document the user indexed."""
-    from ossy.tools import paths
 
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", target):
         scheme = target.split(":", 1)[0].lower()
@@ -337,7 +339,6 @@ def public_address(host: str, port: int) -> str:
 def fetch(url: str, *, params: dict | None = None, allow_private: bool = False) -> tuple[str, bytes]:
     """(content type, body) of a GET, following up to MAX_REDIRECTS redirects, each hop checked
     (http(s) only; public addresses only unless `allow_private`); the body is capped."""
-    import httpx
 
     current = httpx.URL(url, params=params)
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client:
@@ -418,7 +419,6 @@ def search_page(ctx: ToolContext, query: str, topn: int) -> Page:
 
 def _web_search(endpoint: str, query: str, topn: int) -> list[tuple[str, str, str]]:
     """A SearXNG-style JSON endpoint: GET ?q=...&format=json -> {"results": [{url, title, content}]}."""
-    import json
 
     _, body = fetch(endpoint, params={"q": query, "format": "json"}, allow_private=True)
     try:

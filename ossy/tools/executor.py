@@ -42,6 +42,7 @@ from typing import Any, Callable, TextIO
 
 import jsonschema
 
+from ossy import sandbox
 from ossy.errors import OssyError
 from ossy.tools.audit import AuditLog
 from ossy.tools.base import Policy, Tool, ToolContext, ToolError, ToolResult, truncate_middle
@@ -241,7 +242,6 @@ class Executor:
             return str(result.data["backend"])
         if self._backend is None:
             try:
-                from ossy import sandbox
                 found = sandbox.backend()
                 self._backend = f"{found.name} {found.version}".strip()
             except Exception:

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 
+from ossy import sandbox
 from ossy.tools.base import Tool, ToolContext, ToolError, ToolResult
 
 TIMEOUT = 120.0  # seconds; harmony's python description promises 120 s
@@ -246,8 +247,6 @@ class Kernel:
         return f"{note}; this is a new kernel, variables from earlier calls are gone" if note else None
 
     def _spawn(self):
-        from ossy import sandbox
-
         spec = dataclasses.replace(self.ctx.sandbox_spec(), read_only=(sys.prefix, sys.base_prefix),
                                    env={"MPLBACKEND": "Agg"})
         limits = sandbox.Limits(cpu_seconds=KERNEL_CPU_SECONDS)

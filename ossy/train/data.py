@@ -37,6 +37,7 @@ from ossy import harmony
 from ossy.harmony import tokens as T
 from ossy.harmony.render import REASONING_EFFORTS, render_message
 from ossy.tools import fs, system
+from ossy.tools.registry import Registry
 from ossy.train import facts as F
 
 TRAIN, HELDOUT = "train", "heldout"
@@ -576,7 +577,6 @@ def batches(split: str, seed: int, per_batch: int):
 def declared_tools(toolsets: tuple[str, ...] = NANO_TOOLSETS, shuffle: int | None = None) -> list[dict]:
     """The toolsets' tools as the agent declares them (the real tools' names and schemas), in
     their order or shuffled by the seed `shuffle`. Shared: do not change the list."""
-    from ossy.tools.registry import Registry
 
     tools = Registry.from_toolsets(toolsets).openai_tools()
     if shuffle is not None:

@@ -19,9 +19,16 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import jsonschema
 
+from ossy.agent import EngineModel
+from ossy.agent.loop import assistant_message, tool_message
+from ossy.engine.scheduler import LocalEngine
+from ossy.modelfile import parse_file
+from ossy.store import Library, Store, create
+from ossy.tools.base import ToolResult
 from ossy.train import data
 
 ANSWER_KINDS = ("fact", "arithmetic", "instruction")
@@ -129,13 +136,8 @@ def score(case: Case, reply) -> Score:
 def open_checkpoint(checkpoint, home):
     """An `ossy.agent.EngineModel` for the checkpoint directory `checkpoint` (written by `ossy
     train`, with its Modelfile), created as "nano" in a scratch store under `home`."""
-    from pathlib import Path
 
-    from ossy.agent import EngineModel
     from ossy.chat.models import StoreResolver
-    from ossy.engine import LocalEngine
-    from ossy.modelfile import parse_file
-    from ossy.store import Library, Store, create
 
     library = Library(Store(Path(home)))
     create(library, "nano", parse_file(Path(checkpoint) / "Modelfile"), base_dir=Path(checkpoint))
@@ -167,8 +169,6 @@ def answer_after_result(model, case: Case, reply) -> tuple[bool, bool]:
     agent loop gives it: (is its final answer the one the conversation has, word for word; does
     it name what the result shows and nothing else (`names_result`))? Either can only come from
     reading that result."""
-    from ossy.agent.loop import assistant_message, tool_message
-    from ossy.tools.base import ToolResult
 
     call = reply.tool_calls[0]
     result = ToolResult(output=next(m["content"] for m in case.convo.messages if m["role"] == "tool"))
