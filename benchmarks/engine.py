@@ -49,7 +49,7 @@ def full_width_config(layers: int, vocab: int):
 
 def random_tensors(config) -> dict[str, torch.Tensor]:
     """Random weights: bf16 normals of std 1/sqrt(fan_in), MXFP4 experts from random bytes."""
-    from ossy.model.weights import tensor_shapes
+    from ossy.model.tensors import tensor_shapes
 
     gen = torch.Generator().manual_seed(0)
     out = {}

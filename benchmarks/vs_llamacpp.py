@@ -70,7 +70,7 @@ def write_checkpoint(path: Path, config) -> None:
     """The HF checkpoint, a shard per layer (plus one for the embeddings, one for the head)."""
     from safetensors.torch import save_file
 
-    from ossy.model.weights import tensor_shapes
+    from ossy.model.tensors import tensor_shapes
 
     path.mkdir(parents=True, exist_ok=True)
     shards: dict[str, list[tuple[str, tuple]]] = {}
@@ -170,8 +170,9 @@ def through_the_server(model, decode: int) -> dict:
     import asyncio
 
     sys.path.insert(0, str(HERE.parent))
-    import ossy.tokenizer
     from serve import VOCAB, measure_http, prompts  # benchmarks/serve.py, beside this script
+
+    import ossy.tokenizer
 
     tokenizer = ossy.tokenizer.load(VOCAB)
     texts = prompts(tokenizer, model.config.vocab_size, 4, 64)

@@ -45,7 +45,7 @@ def nano_url(tmp_path_factory):
     scratch store."""
     from stub_engine import RunningServer
 
-    from ossy.bundled import install_missing
+    from ossy.store.bundled import install_missing
     from ossy.chat.models import StoreResolver
     from ossy.engine.scheduler import LocalEngine
     from ossy.server import create_app

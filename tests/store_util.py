@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ossy.model.config import FULL, SLIDING, GptOssConfig
-from ossy.model.weights import save_checkpoint, tensor_shapes
+from ossy.model.tensors import tensor_shapes
+from ossy.model.weights import save_checkpoint
 
 
 def tiny_config(vocab_size: int = 101, context: int = 256) -> GptOssConfig:

@@ -69,7 +69,8 @@ def roomy_library(root, modelfiles: dict[str, str]):
     from store_util import tiny_config
 
     from ossy.chat.models import StoreResolver
-    from ossy.model.weights import save_checkpoint, tensor_shapes
+    from ossy.model.tensors import tensor_shapes
+    from ossy.model.weights import save_checkpoint
     from ossy.modelfile import parse
     from ossy.store import Library, Store, create
 

@@ -170,7 +170,7 @@ def test_tools_run_escapes_control_characters_on_a_terminal(capsys, workspace, m
     argv = ["tools", "run", "echo", '{"text": "\\u001b[2Jx\\r\\n"}', "--workspace", str(workspace)]
     assert main(argv) == 0
     assert capsys.readouterr().out == "\x1b[2Jx\r\n"  # not a terminal: the text as it is
-    monkeypatch.setattr("ossy.tools.executor.is_terminal", lambda stream: stream is sys.stdout)
+    monkeypatch.setattr("ossy.cli.tools.is_terminal", lambda stream: stream is sys.stdout)
     assert main(argv) == 0
     assert capsys.readouterr().out == "\\x1b[2Jx\\r\n"
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 
 import gguf
+import gguf_files
 import numpy as np
 import pytest
 import torch
+from store_util import tiny_config
 
-import gguf_files
 from ossy.model.errors import CheckpointError, ConfigError
 from ossy.model.gguf_checkpoint import GgufCheckpoint
 from ossy.model.gguf_file import is_gguf
 from ossy.model.loading import open_model
 from ossy.model.mxfp4 import dequantize
-from ossy.model.weights import Checkpoint, save_checkpoint, tensor_shapes
-from store_util import tiny_config
+from ossy.model.tensors import tensor_shapes
+from ossy.model.weights import Checkpoint, save_checkpoint
 
 
 def numpy_tensors(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
@@ -153,8 +154,9 @@ def test_truncated_gguf_is_refused(hf, tmp_path):
 # -- the vocabulary ------------------------------------------------------------------------------
 @pytest.mark.parametrize("flavour", ["llama.cpp", "ollama"])
 def test_gguf_vocabulary_is_o200k_harmony(shared_dir, tmp_path, flavour):
-    import ossy.tokenizer
     from test_tokenizer import CORPUS
+
+    import ossy.tokenizer
 
     path = tmp_path / "vocab.gguf"
     gguf_files.write_vocabulary_only(path, gguf_files.hf_vocabulary(shared_dir / "vocab" / "gpt-oss" / "tokenizer.json",

@@ -16,7 +16,7 @@ import pytest
 from store_util import env_for, run_ossy
 
 from ossy.agent import EngineModel
-from ossy.bundled import bundled, install_missing
+from ossy.store.bundled import bundled, install_missing
 from ossy.chat.models import StoreResolver
 from ossy.engine.scheduler import LocalEngine
 from ossy.store import Library, Store, parse_name

@@ -9,16 +9,25 @@ from __future__ import annotations
 import json
 import subprocess
 
+import gguf_files
 import httpx
 import pytest
 import torch
-
-import gguf_files
-from ossy.modelfile import gptoss_defaults
-from ossy.model.weights import Checkpoint, save_checkpoint, tensor_shapes
-from store_util import (env_for, fake_ollama_store, free_port, ossy_command, run_ossy, snapshot, tiny_config,
-                        wait_until_serving)
+from store_util import (
+    env_for,
+    fake_ollama_store,
+    free_port,
+    ossy_command,
+    run_ossy,
+    snapshot,
+    tiny_config,
+    wait_until_serving,
+)
 from test_gguf import numpy_tensors
+
+from ossy.model.tensors import tensor_shapes
+from ossy.model.weights import Checkpoint, save_checkpoint
+from ossy.modelfile import gptoss_defaults
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +83,9 @@ def test_an_ollama_model_runs_from_the_ollama_store(tmp_path, ollama_gguf):
 
 
 def test_pull_a_gguf_model_from_a_registry_then_chat_show_and_list(tmp_path, ollama_gguf):
-    from ossy.store import manifest as mt
     from registry_server import Registry
+
+    from ossy.store import manifest as mt
 
     env = env_for(tmp_path / "home", tmp_path / "no-ollama")
     port = free_port()

@@ -9,13 +9,14 @@ import os
 
 import httpx
 import pytest
+from registry_server import Registry, digest_of
+from store_util import snapshot
 
 from ossy.errors import NotFoundError
 from ossy.store import Library, Store
 from ossy.store import manifest as mt
-from ossy.store.registry import DigestMismatchError, InsecureError, PullEvent, RegistryError, pull
-from registry_server import Registry, digest_of
-from store_util import snapshot
+from ossy.store.pull_event import PullEvent
+from ossy.store.registry import DigestMismatchError, InsecureError, RegistryError, pull
 
 TEMPLATE = "{{ .Prompt }}"
 
@@ -178,9 +179,9 @@ def test_unreachable_registry(library):
 # -- /api/pull, through the official ollama client --------------------------------------------
 def test_api_pull_streams_ollamas_progress_to_the_ollama_client(registry, tmp_path):
     import ollama
+    from stub_engine import RunningServer, StubEngine
 
     from ossy.server import create_app
-    from stub_engine import RunningServer, StubEngine
 
     weights = publish(registry)
     library = Library(Store(tmp_path / "models"))
@@ -290,8 +291,9 @@ def test_ossy_push_command(registry, tmp_path):
 
 # -- Hugging Face safetensors repos -----------------------------------------------------------------
 def test_pull_a_hugging_face_safetensors_repo(registry, library, tmp_path, monkeypatch):
-    from ossy.store import huggingface
     from store_util import make_checkpoint
+
+    from ossy.store import huggingface
 
     checkpoint = make_checkpoint(tmp_path / "ckpt")
     files = {p.name: p.read_bytes() for p in checkpoint.iterdir() if p.is_file()}
@@ -316,8 +318,9 @@ def test_pull_a_hugging_face_safetensors_repo(registry, library, tmp_path, monke
 
 
 def test_api_pull_errors_have_their_http_status(registry, tmp_path):
-    from ossy.server import create_app
     from stub_engine import RunningServer, StubEngine
+
+    from ossy.server import create_app
 
     weights = publish(registry)
     registry.corrupt.add(digest_of(weights))

@@ -242,21 +242,21 @@ def test_recreating_a_name_drops_the_blobs_only_the_old_model_used(library, chec
 
 
 def test_bundled_models_are_stored_by_an_explicit_step_and_reads_never_write(tmp_path, checkpoint, monkeypatch):
-    import ossy.bundled
+    import ossy.store.bundled
     from ossy.store.registry import pull
 
     shipped = tmp_path / "bundled-demo"
     shutil.copytree(checkpoint, shipped)
     (shipped / "Modelfile").write_text("FROM .\nSYSTEM shipped with ossy\n")
-    monkeypatch.setattr(ossy.bundled, "bundled", lambda: {parse_name("demo"): shipped})
+    monkeypatch.setattr(ossy.store.bundled, "bundled", lambda: {parse_name("demo"): shipped})
     library = Library(Store(tmp_path / "models"))
     assert library.find("demo") is None and library.models() == []
     assert not (tmp_path / "models").exists()  # looking up and listing wrote nothing
-    assert ossy.bundled.install_missing(library) == []  # what `ossy serve` does when it starts
+    assert ossy.store.bundled.install_missing(library) == []  # what `ossy serve` does when it starts
     assert [str(m.name) for m in library.models()] == ["demo:latest"]
     assert library.get("demo").system == "shipped with ossy" and library.get("demo").is_checkpoint
     library.remove("demo")
-    assert ossy.bundled.install_missing(library) == [] and library.models() == []  # rm is kept
+    assert ossy.store.bundled.install_missing(library) == [] and library.models() == []  # rm is kept
     events = []
     assert pull(library, "demo", progress=events.append).system == "shipped with ossy"  # no network
     assert [e.status for e in events] == ["installing demo:latest from the ossy package", "success"]

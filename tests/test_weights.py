@@ -7,15 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import bad_checkpoints as bad
 import pytest
+import tiny
 import torch
 from safetensors import safe_open
 
-import bad_checkpoints as bad
-import tiny
 from ossy.model.errors import CheckpointError
 from ossy.model.mxfp4 import dequantize, quantize
-from ossy.model.weights import INDEX, Checkpoint, save_checkpoint, tensor_shapes
+from ossy.model.tensors import tensor_shapes
+from ossy.model.weights import INDEX, Checkpoint, save_checkpoint
 
 EXPERTS = ("gate_up_proj", "down_proj")
 

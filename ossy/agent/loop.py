@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Union
 
-from ossy.agent.model import ChatModel, ClientModel, Reply, ToolCall
+from ossy.agent.model import ChatModel, Reply, ToolCall
 from ossy.tools.base import Policy, ToolContext, ToolResult
 from ossy.tools.executor import Executor
 from ossy.tools.registry import Registry
@@ -143,20 +143,13 @@ class Toolbox:
 # ---- the loop ------------------------------------------------------------------------------------
 
 
-def run(model: ChatModel | str, messages: list[dict], *, tools=("fs",), policy: Policy | None = None,
+def run(model: ChatModel, messages: list[dict], *, tools=("fs",), policy: Policy | None = None,
         workspace: str | Path = ".", approver=None, audit=None, max_steps: int = 8, think=None,
         options: dict | None = None, on_event: Callable[[Event], None] | None = None,
         conversation: str | None = None, context: ToolContext | None = None) -> AgentResult:
     """Run `messages` to an answer with `tools` (toolset names, a `Registry`, or an open
-    `Toolbox`, which is then neither rebuilt nor closed). `model` is a `ChatModel` or a model
-    name, served by the ossy server at `OSSY_HOST` or one started in this process."""
-    if isinstance(model, str):
-        from ossy.client.local import connect
-
-        with connect() as client:
-            return run(ClientModel(client, model), messages, tools=tools, policy=policy, workspace=workspace,
-                       approver=approver, audit=audit, max_steps=max_steps, think=think, options=options,
-                       on_event=on_event, conversation=conversation, context=context)
+    `Toolbox`, which is then neither rebuilt nor closed). A model by name, on a server:
+    `ossy.client.agent.run_agent`."""
     if isinstance(tools, Toolbox):
         return loop(model, tools, messages, max_steps=max_steps, think=think, options=options, on_event=on_event)
     with Toolbox.open(tools, policy=policy, workspace=workspace, approver=approver, audit=audit,

@@ -8,8 +8,8 @@ Owns: dispatch and error presentation. Each subcommand lives in its own module u
 from __future__ import annotations
 
 import argparse
-import os
 import importlib
+import os
 import sys
 
 from ossy import __version__

@@ -1,11 +1,8 @@
-"""`ossy create`, `list` (`ls`), `cp`, `rm` and `verify`, and `show` for stored models, in Ollama's formats.
+"""`ossy create`, `list` (`ls`), `cp`, `rm` and `verify`, in Ollama's formats.
 
 Owns: these subcommands, their output (the `NAME ID SIZE MODIFIED` table with Ollama's size and
 time wording, a `warning:` line on stderr per manifest the listing skipped, create's progress
-lines, `deleted '...'`, verify's line per model), and `show_named`, which `ossy show`
-calls for a model name: the Modelfile that rebuilds the model, one of its fields, or the info
-sections (`ossy.store.show.show_info`, what /api/show answers, rendered by `ossy.cli.show.render_show`).
-Does not own: the store (`ossy.store`), Modelfile syntax (`ossy.modelfile`), or reading
+lines, `deleted '...'`, verify's line per model). Does not own: `ossy show` (`ossy.cli.show`), the store (`ossy.store`), Modelfile syntax (`ossy.modelfile`), or reading
 checkpoints (`ossy.model.weights`).
 """
 
@@ -16,12 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from ossy.bundled import bundled
-from ossy.config import settings
-from ossy.errors import NotFoundError
 from ossy.modelfile import parse_file
-from ossy.store import Library, Model, Progress, create, parse_name
-from ossy.store.show import modelfile_text, parameters_text, show_info
+from ossy.store import Library, Progress, create, parse_name
 
 
 def register(subparsers) -> None:
@@ -149,44 +142,6 @@ def run_verify(args: argparse.Namespace) -> int:
         else:
             print(f"{model.name}: ok ({blobs} blobs, {format_size(model.size)})")
     return 1 if bad else 0
-
-
-# -- show --------------------------------------------------------------------------------------
-def show_named(args: argparse.Namespace) -> int:
-    """`ossy show NAME [--modelfile|--template|--system|--parameters|--license|--verbose]`."""
-    library = Library.from_settings()
-    model = get_or_hint(library, args.model)
-    if args.modelfile:
-        text = modelfile_text(model)
-    elif args.template:
-        text = model.template or ""
-    elif args.system:
-        text = model.system or ""
-    elif args.parameters:
-        text = parameters_text(model.parameters)
-    elif args.license:
-        text = "\n".join(model.licenses)
-    else:
-        from ossy.chat.models import StoreResolver
-        from ossy.cli.show import local_memory, render_show
-
-        resolver = StoreResolver(library, default_num_ctx=settings().context_length)
-        info = show_info(model, args.verbose, local_memory(resolver, args.model))
-        text = render_show(info, verbose=args.verbose, tools=True)
-    print(text, end="" if not text or text.endswith("\n") else "\n")
-    return 0
-
-
-def get_or_hint(library: Library, name: str) -> Model:
-    """`library.get(name)`; a bundled model not stored yet says how to store it (no network)."""
-
-    try:
-        return library.get(name)
-    except NotFoundError:
-        if parse_name(name) in bundled():
-            raise NotFoundError(f"model '{name}' not found; it ships with ossy: 'ossy pull {name}' stores it "
-                                f"(no network needed)") from None
-        raise
 
 
 # -- Ollama's formats (format/bytes.go, format/time.go) -----------------------------------------

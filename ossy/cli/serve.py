@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ossy.bundled import install_missing
+from ossy.store.bundled import install_missing
 from ossy.config import settings
 from ossy.store import Library
 

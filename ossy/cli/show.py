@@ -3,8 +3,9 @@
 Owns: the `show` subcommand and `render_show`, the text of the Model / Capabilities / Parameters /
 Tools / Metadata / Parameter counts / Memory / Compute / Tensors / System / License sections of an
 /api/show body (`ossy.store.show` builds it, for the server and here alike; the REPL's `/show`
-renders the server's answer with it too), and `local_memory` (this machine's engine estimate). A MODEL that is not a path is a model name,
-handed to `ossy.cli.models.show_named` (a path that does not exist is an error, not a name).
+renders the server's answer with it too), and `local_memory` (this machine's engine estimate).
+A MODEL that is not a path is a stored model's name (`show_named`: the Modelfile that rebuilds
+it, one of its fields, or the info sections); a path that does not exist is an error, not a name.
 Does not own: what is shown (`ossy.store.show`), counting (`ossy.model.inspect`), reading
 checkpoints (`ossy.model.weights`), or the model store.
 """
@@ -16,9 +17,12 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ossy.store.bundled import bundled
 from ossy.config import settings
+from ossy.errors import NotFoundError
 from ossy.format import human_bytes, human_number
-from ossy.store.show import checkpoint_info
+from ossy.store import Library, Model, parse_name
+from ossy.store.show import checkpoint_info, modelfile_text, parameters_text, show_info
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `ossy --help` and store commands start fast
     from ossy.model.weights import Checkpoint
@@ -44,8 +48,6 @@ def is_path(model: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     if not is_path(args.model):
-        from ossy.cli.models import show_named  # the model store, only needed for names
-
         return show_named(args)
     path = Path(args.model).expanduser()
     from ossy.model.weights import Checkpoint
@@ -181,3 +183,38 @@ def head_rows(text: str) -> list[tuple]:
 
 def _shape(shape) -> str:
     return "[" + " ".join(map(str, shape)) + "]"
+
+
+def show_named(args: argparse.Namespace) -> int:
+    """`ossy show NAME [--modelfile|--template|--system|--parameters|--license|--verbose]`."""
+    library = Library.from_settings()
+    model = get_or_hint(library, args.model)
+    if args.modelfile:
+        text = modelfile_text(model)
+    elif args.template:
+        text = model.template or ""
+    elif args.system:
+        text = model.system or ""
+    elif args.parameters:
+        text = parameters_text(model.parameters)
+    elif args.license:
+        text = "\n".join(model.licenses)
+    else:
+        from ossy.chat.models import StoreResolver  # lazy: torch, kept out of `ossy --help`
+
+        resolver = StoreResolver(library, default_num_ctx=settings().context_length)
+        info = show_info(model, args.verbose, local_memory(resolver, args.model))
+        text = render_show(info, verbose=args.verbose, tools=True)
+    print(text, end="" if not text or text.endswith("\n") else "\n")
+    return 0
+
+
+def get_or_hint(library: Library, name: str) -> Model:
+    """`library.get(name)`; a bundled model not stored yet says how to store it (no network)."""
+    try:
+        return library.get(name)
+    except NotFoundError:
+        if parse_name(name) in bundled():
+            raise NotFoundError(f"model '{name}' not found; it ships with ossy: 'ossy pull {name}' stores it "
+                                f"(no network needed)") from None
+        raise

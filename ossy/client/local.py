@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ossy.bundled import install_missing
+from ossy.store.bundled import install_missing
 from ossy.client.client import Client, server_running
 from ossy.config import settings
 from ossy.errors import OssyError

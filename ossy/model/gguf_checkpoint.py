@@ -36,6 +36,7 @@ from ossy.model.config import FULL, SLIDING, GptOssConfig
 from ossy.model.errors import CheckpointError, ConfigError
 from ossy.model.gguf_file import GgufFile, TensorEntry, read
 from ossy.model.mxfp4 import BLOCK
+from ossy.model.tensors import TensorInfo, tensor_shapes
 
 LLAMA_CPP, OLLAMA = "gpt-oss", "gptoss"  # general.architecture of each flavour
 _FLOAT_TYPES = ("F32", "F16", "BF16")
@@ -131,8 +132,6 @@ class GgufCheckpoint:
         return fused, slice(start, start + (q if which == "q" else kv))
 
     def _check_shapes(self) -> None:
-        from ossy.model.weights import tensor_shapes
-
         c = self.config
         H, E, I = c.hidden_size, c.num_local_experts, c.intermediate_size
         q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
@@ -169,16 +168,12 @@ class GgufCheckpoint:
 
     def tensor_infos(self) -> list:
         """The file's tensors as stored (GGUF names and types)."""
-        from ossy.model.weights import TensorInfo
-
         return [TensorInfo(t.name, t.shape, t.type, t.type, self.path) for t in self._tensors.values()]
 
     # -- reading -----------------------------------------------------------------------------
     def load(self, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
         """All tensors by canonical name: floating ones in `dtype`, MXFP4 experts as HF blocks +
         scales (uint8)."""
-        from ossy.model.weights import tensor_shapes
-
         out: dict[str, torch.Tensor] = {}
         for canonical in tensor_shapes(self.config, mxfp4=False):
             if ".mlp.experts." in canonical:

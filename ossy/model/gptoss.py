@@ -28,7 +28,7 @@ from ossy.model.config import GptOssConfig
 from ossy.model.errors import CheckpointError
 from ossy.model.mxfp4 import ExpertCache, PackedExperts
 from ossy.model.native import MAX_LINEAR_TOKENS
-from ossy.model.weights import tensor_shapes
+from ossy.model.tensors import tensor_shapes
 
 
 # -- building blocks ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ unembedding; embedding and norms not counted), MXFP4 byte sizes (17 bytes per 32
 `estimate_memory`, the one memory estimate: weights as loaded, KV caches as `ossy.model.cache`
 allocates them, a step's transient buffers and the process itself.
 Also counts a checkpoint's tensors by stored precision.
-Does not own: tensor names and shapes (`ossy.model.weights.tensor_shapes`, counted here) or
+Does not own: tensor names and shapes (`ossy.model.tensors.tensor_shapes`, counted here) or
 presentation (`ossy.cli.show`).
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ossy.model.config import GptOssConfig
 from ossy.model.mxfp4 import BLOCK
-from ossy.model.weights import TensorInfo, tensor_shapes
+from ossy.model.tensors import TensorInfo, tensor_shapes
 
 MXFP4_BYTES_PER_BLOCK = BLOCK // 2 + 1  # 16 bytes of 4-bit codes + 1 scale byte per 32 values
 

@@ -1,18 +1,11 @@
 """gpt-oss checkpoints on disk: find, validate, memory-map, and write them.
 
-Owns: the canonical tensor names (the HF ones) and their shapes for a config, the mapping from
-the `original/` layout onto them, reading safetensors files (one, several, or sharded with
+Owns: the mapping from the `original/` layout onto the canonical tensor names
+(`ossy.model.tensors`), reading safetensors files (one, several, or sharded with
 `model.safetensors.index.json`) without copying tensors into RAM, and `save_checkpoint`.
 Every problem with the files is a `CheckpointError` naming the file and tensor; a missing or
 non-gpt-oss config is a `ConfigError`.
 Does not own: the MXFP4 arithmetic (`ossy.model.mxfp4`), the model math, or model stores.
-
-Canonical names (prefix `model.layers.{i}.` for per-layer tensors): `model.embed_tokens.weight`,
-`input_layernorm.weight`, `self_attn.{q,k,v,o}_proj.{weight,bias}`, `self_attn.sinks`,
-`post_attention_layernorm.weight`, `mlp.router.{weight,bias}`, experts either MXFP4
-(`mlp.experts.{gate_up,down}_proj_{blocks,scales}`, [E, out, in/32, 16] / [E, out, in/32]) or
-dense in the HF parameter layout (`mlp.experts.gate_up_proj` [E, H, 2I], `down_proj` [E, I, H]),
-`mlp.experts.{gate_up,down}_proj_bias`, `model.norm.weight`, `lm_head.weight`.
 """
 
 from __future__ import annotations
@@ -29,53 +22,17 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ossy.model.mxfp4 import BLOCK, quantize
 from ossy.model.config import GptOssConfig
 from ossy.model.errors import CheckpointError, ConfigError
+from ossy.model.gguf_checkpoint import GgufCheckpoint
+from ossy.model.gguf_file import is_gguf
+from ossy.model.mxfp4 import BLOCK, quantize
+from ossy.model.tensors import EXPERT_MATRICES, TensorInfo, tensor_shapes
 
 CONFIG = "config.json"
 INDEX = "model.safetensors.index.json"
 ORIGINAL = "original"
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-_EXPERT_MATRICES = ("gate_up_proj", "down_proj")
-
-
-# -- canonical names and shapes ----------------------------------------------------------------
-def tensor_shapes(config: GptOssConfig, *, mxfp4: bool) -> dict[str, tuple[int, ...]]:
-    """Every tensor of a checkpoint for `config`, canonical name -> shape, in file order."""
-    H, heads, kv, d = config.hidden_size, config.num_attention_heads, config.num_key_value_heads, config.head_dim
-    E = config.num_local_experts
-    shapes = {"model.embed_tokens.weight": (config.vocab_size, H)}
-    for i in range(config.num_hidden_layers):
-        p = f"model.layers.{i}."
-        shapes.update({
-            p + "input_layernorm.weight": (H,),
-            p + "self_attn.q_proj.weight": (heads * d, H), p + "self_attn.q_proj.bias": (heads * d,),
-            p + "self_attn.k_proj.weight": (kv * d, H), p + "self_attn.k_proj.bias": (kv * d,),
-            p + "self_attn.v_proj.weight": (kv * d, H), p + "self_attn.v_proj.bias": (kv * d,),
-            p + "self_attn.o_proj.weight": (H, heads * d), p + "self_attn.o_proj.bias": (H,),
-            p + "self_attn.sinks": (heads,),
-            p + "post_attention_layernorm.weight": (H,),
-            p + "mlp.router.weight": (E, H), p + "mlp.router.bias": (E,),
-        })
-        shapes.update(_expert_shapes(p + "mlp.experts.", config, mxfp4))
-    shapes["model.norm.weight"] = (H,)
-    shapes["lm_head.weight"] = (config.vocab_size, H)
-    return shapes
-
-
-def _expert_shapes(prefix: str, config: GptOssConfig, packed: bool) -> dict[str, tuple[int, ...]]:
-    E, H, I = config.num_local_experts, config.hidden_size, config.intermediate_size
-    shapes = {}
-    for matrix, (out, inp) in zip(_EXPERT_MATRICES, ((2 * I, H), (H, I))):
-        if packed:
-            groups = inp // BLOCK
-            shapes[prefix + matrix + "_blocks"] = (E, out, groups, BLOCK // 2)
-            shapes[prefix + matrix + "_scales"] = (E, out, groups)
-        else:
-            shapes[prefix + matrix] = (E, inp, out)  # HF parameter layout: x @ W
-        shapes[prefix + matrix + "_bias"] = (E, out)
-    return shapes
 
 
 # -- the original/ layout ----------------------------------------------------------------------
@@ -129,7 +86,7 @@ def _original_stored(name: str, shape: tuple[int, ...], config: GptOssConfig) ->
         q, kv = config.num_attention_heads * config.head_dim, config.num_key_value_heads * config.head_dim
         start = {"q": 0, "k": q, "v": q + kv}[qkv[1]]
         return _Stored(block + "attn.qkv." + qkv[2], (q + 2 * kv,) + shape[1:], slice(start, start + shape[0]))
-    if rest.endswith(_EXPERT_MATRICES):
+    if rest.endswith(EXPERT_MATRICES):
         E, inp, out = shape
         return _Stored(block + _ORIGINAL_LAYER[rest], (E, out, inp), transpose=True)
     return _Stored(block + _ORIGINAL_LAYER[rest], shape)
@@ -159,24 +116,6 @@ def _original_config(config: GptOssConfig) -> dict:
 
 # -- reading -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TensorInfo:
-    """One logical tensor of a checkpoint (an MXFP4 blocks + scales pair counts as one)."""
-
-    name: str  # canonical name; MXFP4 experts drop the `_blocks` suffix
-    shape: tuple[int, ...]  # logical shape; MXFP4 experts: [E, out, in]
-    dtype: str  # as stored: BF16, F32, U8, ...
-    precision: str  # for display: BF16, F32, MXFP4, ...
-    file: Path
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
-
-
-@dataclass(frozen=True)
 class _Source:
     file: Path
     stored: _Stored
@@ -196,9 +135,6 @@ class Checkpoint:
         """Open a checkpoint directory (HF layout, `original/` layout, or a root holding only
         `original/`), its `config.json`, one `.safetensors` file beside a `config.json`, or a
         GGUF file (any name: an Ollama blob has none; `ossy.model.gguf_checkpoint`)."""
-        from ossy.model.gguf_checkpoint import GgufCheckpoint
-        from ossy.model.gguf_file import is_gguf
-
         if is_gguf(path):
             return GgufCheckpoint.open(path)
         directory, file = _locate(Path(path))
@@ -400,7 +336,7 @@ def _packed(tensors: dict[str, torch.Tensor], config: GptOssConfig) -> dict[str,
     """`tensors` with dense expert matrices replaced by MXFP4 blocks + scales."""
     out = dict(tensors)
     for i in range(config.num_hidden_layers):
-        for matrix in _EXPERT_MATRICES:
+        for matrix in EXPERT_MATRICES:
             name = f"model.layers.{i}.mlp.experts.{matrix}"
             if name in out:
                 dense = out.pop(name)  # [E, in, out]

@@ -45,7 +45,7 @@ from ossy.chat import (
 )
 from ossy.chat.turn import Turn
 from ossy.errors import OssyError
-from ossy.server.http import StreamResponse, log, parse_body, sse
+from ossy.server.http import StreamResponse, anthropic_error, log, parse_body, sse
 from ossy.server.state import State
 
 SSE = "text/event-stream"
@@ -349,19 +349,8 @@ async def _events(turn: Turn, body: MessagesBody, ident: str, show_thinking: boo
         yield event("message_stop")
     except Exception as e:  # after the 200: Anthropic's error event
         log.error("messages stream failed: %s", e, exc_info=not isinstance(e, OssyError))
-        yield event("error", error={"type": error_type(getattr(e, "http_status", 500) if isinstance(e, OssyError)
-                                                       else 500), "message": str(e) if isinstance(e, OssyError)
-                                    else "internal server error"})
+        ours = isinstance(e, OssyError)
+        yield event("error", **anthropic_error(e.http_status if ours else 500,
+                                               str(e) if ours else "internal server error"))
     finally:
         turn.cancel()
-
-
-def error_type(status: int) -> str:
-    return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-            404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-            503: "overloaded_error"}.get(status, "api_error" if status >= 500 else "invalid_request_error")
-
-
-def anthropic_error(status: int, message: str) -> dict:
-    """The error body Anthropic's API answers with."""
-    return {"type": "error", "error": {"type": error_type(status), "message": message}}

@@ -1,8 +1,8 @@
 """HTTP plumbing shared by the native and OpenAI routes: bodies, errors, streams, durations.
 
-Owns: reading a JSON body into a pydantic model with 400s that name the field, the two error
+Owns: reading a JSON body into a pydantic model with 400s that name the field, the three error
 body shapes (`{"error": "..."}` on /api, OpenAI's `{"error": {message, type, param, code}}` on
-/v1) and their statuses, `StreamResponse` (NDJSON / SSE with client-disconnect cancellation),
+/v1, Anthropic's `{"type": "error", "error": {type, message}}` on /v1/messages) and their statuses, `StreamResponse` (NDJSON / SSE with client-disconnect cancellation),
 Ollama's keep_alive durations and timestamps.
 """
 
@@ -97,13 +97,22 @@ def openai_error(exc: BaseException, status: int) -> dict:
     return {"error": {"message": message_of(exc), "type": kind, "param": getattr(exc, "param", None), "code": code}}
 
 
+def anthropic_error_type(status: int) -> str:
+    return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+            404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+            503: "overloaded_error"}.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def anthropic_error(status: int, message: str) -> dict:
+    """The error body Anthropic's API answers with."""
+    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}
+
+
 def error_response(exc: BaseException, path: str, status: int | None = None) -> JSONResponse:
     status = status or status_of(exc)
     if status >= 500 and not isinstance(exc, USER_ERRORS):
         log.error("internal error on %s", path, exc_info=exc)
     if path.startswith("/v1/messages"):
-        from ossy.server.anthropic import anthropic_error
-
         body = anthropic_error(status, message_of(exc))
     else:
         body = openai_error(exc, status) if is_openai(path) else {"error": message_of(exc)}

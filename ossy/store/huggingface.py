@@ -7,7 +7,7 @@ Owns: which hosts are the Hub (`HUB_ENDPOINTS`), telling a safetensors repo from
 repo, or a name with a `:QUANT` tag, goes through the registry protocol in `ossy.store.registry`,
 which the Hub also speaks), which files make the checkpoint (the top level only: not `original/`
 or `metal/`), and progress events per file. Does not own: downloading itself (huggingface_hub),
-storing (`ossy.store.create`), the events' shape (`ossy.store.registry.PullEvent`).
+storing (`ossy.store.create`), the events' shape (`ossy.store.pull_event`).
 
 The download sits under `<store>/partial/hf/` until the model is stored, then is removed: the
 store keeps one copy (the disk holds two while the files are copied into blobs).
@@ -24,6 +24,7 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from ossy.errors import NotFoundError, RegistryError
+from ossy.store.pull_event import PullEvent
 
 HUB_ENDPOINTS = {"hf.co": "https://huggingface.co", "huggingface.co": "https://huggingface.co"}
 CHECKPOINT_FILES = ("config.json", "*.safetensors", "model.safetensors.index.json", "tokenizer.json",
@@ -56,9 +57,6 @@ def _wanted(name: str) -> bool:
 
 def download(remote, files: list[tuple[str, int]], directory: Path, progress) -> Path:
     """Download `files` of the repo into `directory` (resuming what an earlier pull left)."""
-
-    from ossy.store.registry import PullEvent
-
     repo, endpoint = f"{remote.name.namespace}/{remote.name.model}", HUB_ENDPOINTS[remote.name.host]
     for name, size in files:
         status = f"pulling {name}"

@@ -25,7 +25,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +33,12 @@ import httpx
 
 from ossy.errors import DigestMismatchError, InsecureError, NotFoundError, RegistryError
 from ossy.modelfile import Modelfile
-from ossy.store import huggingface
+from ossy.store import bundled, huggingface
 from ossy.store import manifest as mt
 from ossy.store.create import create_from
 from ossy.store.files import atomic_write
 from ossy.store.names import ModelName, parse_name
+from ossy.store.pull_event import Progress, PullEvent
 from ossy.store.store import Progress as CreateProgress
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
@@ -49,23 +49,6 @@ STALL_SECONDS = 30.0  # a part that receives nothing this long is retried
 ATTEMPTS = 6
 CHUNK = 1 << 20
 SAVE_EVERY = 1.0  # seconds between saves of a download's progress
-
-
-@dataclass(frozen=True)
-class PullEvent:
-    """One progress line, as Ollama's /api/pull streams it."""
-
-    status: str
-    digest: str | None = None
-    total: int | None = None
-    completed: int | None = None
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in (("status", self.status), ("digest", self.digest), ("total", self.total),
-                                  ("completed", self.completed)) if v is not None}
-
-
-Progress = Callable[[PullEvent], None]
 
 
 @dataclass(frozen=True)
@@ -392,12 +375,10 @@ def pull(library, name: str, *, insecure: bool = False, progress: Progress = lam
     checked against its digest. A Hugging Face safetensors repo is downloaded and stored as a
     checkpoint (`ossy.store.huggingface`)."""
     remote = Remote.of(name, insecure)
-    from ossy.bundled import bundled, install
-
-    shipped = bundled().get(remote.name)
+    shipped = bundled.bundled().get(remote.name)
     if shipped is not None:  # nano: from the ossy package, no network
         progress(PullEvent(f"installing {remote.name} from the ossy package"))
-        model = install(library, remote.name, shipped)
+        model = bundled.install(library, remote.name, shipped)
         progress(PullEvent("success"))
         return model
     progress(PullEvent("pulling manifest"))

@@ -658,7 +658,7 @@ def safe_relative(name: str) -> PurePosixPath | None:
 
 class Library:
     """The models ossy sees: its own store first, then the Ollama store (read-only). Looking up
-    and listing only read: the bundled models (`ossy.bundled`) are stored by an explicit step."""
+    and listing only read: the bundled models (`ossy.store.bundled`) are stored by an explicit step."""
 
     def __init__(self, store: Store, ollama: Store | None = None) -> None:
         self.store = store

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from ossy.tools.html_text import html_to_text
+
 MAX_FILE_BYTES = 2 << 20  # text kept per file; the rest is not indexed
 SNIFF_BYTES = 8192  # a NUL byte or mostly undecodable bytes in this head: a binary file
 SKIPPED_DIRS = {"node_modules", "__pycache__"}  # plus every hidden directory (.git, .venv...)
@@ -186,7 +188,6 @@ def _read_text(file: Path) -> str | None:
 
 def _title_and_body(file: Path, text: str) -> tuple[str, str]:
     if file.suffix.lower() in HTML_SUFFIXES:
-        from ossy.tools.browser import html_to_text
         title, body, _ = html_to_text(text, str(file), links=False)
         return title or file.name, body
     return heading(text) or file.name, text
