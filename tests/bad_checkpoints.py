@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import tiny
 import torch
 from safetensors.torch import load_file, save_file
 
-import tiny
 from ossy.model.config import GptOssConfig
 from ossy.model.errors import CheckpointError, ConfigError
 from ossy.model.weights import INDEX, save_checkpoint

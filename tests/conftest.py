@@ -45,11 +45,11 @@ def nano_url(tmp_path_factory):
     scratch store."""
     from stub_engine import RunningServer
 
-    from ossy.store.bundled import install_missing
     from ossy.chat.models import StoreResolver
     from ossy.engine.scheduler import LocalEngine
     from ossy.server import create_app
     from ossy.store import Library, Store
+    from ossy.store.bundled import install_missing
 
     library = Library(Store(tmp_path_factory.mktemp("home") / "models"))
     assert install_missing(library) == []

@@ -19,9 +19,16 @@ from collections import Counter
 from pathlib import Path
 
 import ossy.tokenizer
-
-from ossy.engine.protocol import (ContextOverflowError, Finished, GenerateRequest, LoadedModel, ModelRef,
-                                  QueueFullError, Stats, Token)
+from ossy.engine.protocol import (
+    ContextOverflowError,
+    Finished,
+    GenerateRequest,
+    LoadedModel,
+    ModelRef,
+    QueueFullError,
+    Stats,
+    Token,
+)
 
 DEFAULT_REPLY = ("<|channel|>analysis<|message|>The user greets me.<|end|>"
                  "<|start|>assistant<|channel|>final<|message|>Hello! How can I help?<|return|>")

@@ -6,6 +6,8 @@ per-run context. Then `ClientModel` over HTTP, and a real tiny random model end 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from stub_engine import RunningServer, StubEngine, tokenizer
 
@@ -21,6 +23,7 @@ from ossy.agent import (
     TurnStarted,
     parse_toolsets,
 )
+from ossy.client.agent import run_agent
 from ossy.engine.protocol import ModelRef, ResolvedModel
 from ossy.errors import OssyError
 from ossy.tools.audit import AuditLog
@@ -141,7 +144,7 @@ def agent_run(script: Script, workspace, audit, *, policy=None, approver=None, m
     events = []
     with EngineModel(engine, resolved()) as model:
         result = ossy.agent.run(model, messages, tools=Registry(TOOLS), policy=policy or Policy(),
-                                workspace=workspace, approver=approver, audit=audit, max_steps=max_steps,
+                                workspace=workspace, home=workspace.parent / "ossy-home", approver=approver, audit=audit, max_steps=max_steps,
                                 on_event=events.append, conversation="test-convo", context=context)
     return result, events, engine
 
@@ -282,7 +285,7 @@ def test_the_context_lives_for_the_run_and_is_closed_unless_passed_in(workspace,
             self.closed = True
 
     script = Script(call("functions.count", "{}"), call("functions.count", "{}"), final("2."))
-    mine = ToolContext(workspace, Policy())
+    mine = ToolContext(workspace, Policy(), home=workspace.parent / "ossy-home")
     kernel = mine.state["kernel"] = Kernel()
     result, _, _ = agent_run(script, workspace, audit, context=mine)
     assert tool_messages(result) == ["1", "2"] and mine.state["counter"] == 2 and not kernel.closed
@@ -299,7 +302,7 @@ def test_the_context_lives_for_the_run_and_is_closed_unless_passed_in(workspace,
 def test_a_reply_cut_by_num_predict_and_no_tools():
     engine = StubEngine(tokenizer(), Script(final("A long answer that goes on")))
     with EngineModel(engine, resolved()) as model:
-        toolbox = Toolbox(Registry([]), ToolContext("."), executor=None)
+        toolbox = Toolbox(Registry([]), ToolContext(".", home=Path("ossy-home")), executor=None)
         result = ossy.agent.loop(model, toolbox, ASK, options={"num_predict": 6})
     assert result.stopped == "length" and result.turns == 1 and engine.requests[0].max_tokens == 6
     assert "# Tools" not in tokenizer().decode(list(engine.requests[0].prompt))
@@ -330,13 +333,13 @@ def test_client_model_over_the_native_api(tmp_path, workspace, audit, monkeypatc
     events = []
     with RunningServer(create_app(engine, resolver, library)) as url, Client(url) as client:
         result = ossy.agent.run(ClientModel(client, "tiny"), ASK, tools=Registry([*TOOLS, python]),
-                                workspace=workspace, audit=audit, on_event=events.append,
+                                workspace=workspace, home=tmp_path / "home", audit=audit, on_event=events.append,
                                 options={"num_predict": 60})
         # a model name: the server at OSSY_HOST, the built-in fs toolset, the audit log in OSSY_HOME
         monkeypatch.setenv("OSSY_HOST", url)
         monkeypatch.setenv("OSSY_HOME", str(tmp_path / "home"))
         engine.respond = Script(call("functions.read_file", '{"path": "a.txt"}'), final("Read it."))
-        by_name = ossy.agent.run("tiny", ASK, workspace=workspace)
+        by_name = run_agent("tiny", ASK, workspace=workspace)
     assert by_name.answer == "Read it." and tool_messages(by_name) == ["hello from a\nsecond line\n"]
     assert [r["tool"] for r in AuditLog.default(tmp_path / "home").query()] == ["read_file"]
     assert result.answer == "It says hello." and result.steps == 3
@@ -377,6 +380,7 @@ def test_a_real_tiny_model_runs_the_loop_to_the_end(tmp_path, workspace, audit):
         with EngineModel(engine, model) as chat:
             for seed in range(3):
                 result = ossy.agent.run(chat, ASK, tools=Registry(TOOLS[:1]), workspace=workspace, audit=audit,
+                                        home=workspace.parent / "ossy-home",
                                         max_steps=2, options={"num_predict": 12, "seed": seed, "temperature": 1.0})
                 assert result.stopped in ("answer", "length", "step_limit") and 1 <= result.turns <= 3
                 assert result.messages[0] == ASK[0] and result.messages[-1]["role"] in ("assistant", "tool")

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from store_util import env_for, free_port, ossy_command, run_ossy, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import tiny
 import torch
 
 import ossy
-import tiny
 from ossy.errors import USER_ERRORS, ModelError, OssyError
 from ossy.model.config import GptOssConfig
 

@@ -11,11 +11,11 @@ import hashlib
 
 import httpx
 import pytest
+from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 from ossy.config import settings
 from ossy.server import create_app
 from ossy.server.guard import Guard, local_host
-from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 EVIL = "http://evil.example"
 HI = [{"role": "user", "content": "Hi"}]

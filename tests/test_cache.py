@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import tiny
 import torch
 
-import tiny
 from ossy.model.cache import KVCache
 from ossy.model.gptoss import GptOss
 

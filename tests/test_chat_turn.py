@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from stub_engine import StubEngine
 
 import ossy.tokenizer
 from ossy.chat import ChatRequest, RequestError, Turn, check_options, run
 from ossy.chat.prompt import think_level
 from ossy.chat.stops import StopMatcher
 from ossy.engine.protocol import ContextOverflowError, ModelRef, ResolvedModel
-from stub_engine import StubEngine
 
 VOCAB = Path(__file__).resolve().parents[2] / "shared" / "vocab" / "o200k_base.tiktoken"
 

@@ -13,14 +13,23 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from store_util import (
+    OLLAMA_LICENSE,
+    OLLAMA_TEMPLATE,
+    env_for,
+    fake_ollama_store,
+    kill_create_halfway,
+    make_checkpoint,
+    ossy_command,
+    run_ossy,
+    snapshot,
+)
 
 from ossy.cli.models import _Printer
-from ossy.store.show import parameters_text
+from ossy.modelfile import parse
 from ossy.store import Library, Store
 from ossy.store import manifest as mt
-from ossy.modelfile import parse
-from store_util import (OLLAMA_LICENSE, OLLAMA_TEMPLATE, env_for, fake_ollama_store, kill_create_halfway, make_checkpoint,
-                        ossy_command, run_ossy, snapshot)
+from ossy.store.show import parameters_text
 
 
 @pytest.fixture(scope="module")

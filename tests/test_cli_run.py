@@ -16,12 +16,12 @@ import sys
 import time
 
 import pytest
+from test_client import live_server, tokenizer  # noqa: F401  (the fixture)
 
 from ossy.cli.ps import human_bytes, processor, until
 from ossy.cli.repl import QUIT, Interpreter, Printer, Session, go_duration, parse_think, read_message, summary
 from ossy.client import Client
 from ossy.errors import NotFoundError, OssyError
-from test_client import live_server, tokenizer  # noqa: F401  (the fixture)
 
 
 def env_for(live) -> dict[str, str]:
@@ -173,10 +173,11 @@ def test_without_a_server_the_model_runs_in_process(tmp_path, shared_dir):
     with the real gpt-oss tokenizer) on a free port and stops it when done."""
     import shutil
 
+    from store_util import make_checkpoint
+
     from ossy.modelfile import parse
     from ossy.store import Library, Store, create
     from ossy.tokenizer.files import O200K_HARMONY_SIZE
-    from store_util import make_checkpoint
 
     checkpoint = make_checkpoint(tmp_path / "ckpt", vocab_size=O200K_HARMONY_SIZE)
     shutil.copy(shared_dir / "vocab" / "gpt-oss" / "tokenizer.json", checkpoint / "tokenizer.json")

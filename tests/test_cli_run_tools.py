@@ -11,14 +11,14 @@ import subprocess
 import sys
 
 import pytest
+from stub_engine import RunningServer, StubEngine, tokenizer
+from test_agent import analysis, call, final, roomy_library
+from test_cli_run import FakeClient, Terminal
 
 from ossy.cli.repl import Interpreter, Session, ToolOptions
 from ossy.client import Client
 from ossy.server import create_app
 from ossy.tools.audit import AuditLog
-from stub_engine import RunningServer, StubEngine, tokenizer
-from test_agent import analysis, call, final, roomy_library
-from test_cli_run import FakeClient, Terminal
 
 NOTES = "buy milk\nbuy bread\n"
 
@@ -120,7 +120,7 @@ def test_tool_output_cannot_drive_the_terminal(server, workspace):
 
 def test_tools_command(workspace):
     out, err = io.StringIO(), io.StringIO()
-    it = Interpreter(FakeClient(), Session("m", tool_options=ToolOptions(workspace=workspace)), out, err, color=False)
+    it = Interpreter(FakeClient(), Session("m", tool_options=ToolOptions(home=workspace.parent / "ossy-home", workspace=workspace)), out, err, color=False)
     it.handle("/tools")
     assert "Tools are off. Turn them on with /tools LIST (toolsets: fs, shell, system, python, browser)" in out.getvalue()
     it.handle("/tools fs")
@@ -143,7 +143,7 @@ def test_a_chat_with_tools_keeps_the_calls_in_its_history(server, workspace):
     url, engine, _ = server
     out, err = io.StringIO(), io.StringIO()
     with Client(url) as client:
-        it = Interpreter(client, Session("tiny", tools=("fs",), tool_options=ToolOptions(workspace=workspace)),
+        it = Interpreter(client, Session("tiny", tools=("fs",), tool_options=ToolOptions(home=workspace.parent / "ossy-home", workspace=workspace)),
                          out, err, color=False)
         it.handle("what is in my notes?")
         assert out.getvalue() == ("Thinking...\nI should read the notes.\n...done thinking.\n\n"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import bad_checkpoints as bad
 import pytest
+import tiny
 import torch
 
-import bad_checkpoints as bad
-import tiny
 from ossy.cli.show import render_show
 from ossy.format import human_number
 from ossy.model.weights import Checkpoint, save_checkpoint

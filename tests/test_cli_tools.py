@@ -6,15 +6,15 @@ from __future__ import annotations
 import datetime
 import json
 import sys
-import types
 
 import pytest
+from test_tools_registry import fake_tools, schema
 
 from ossy.cli.audit import parse_since
 from ossy.cli.main import main
-from ossy.tools import Tool, ToolResult, registry as registry_module
+from ossy.tools import Tool, ToolResult
 from ossy.tools.audit import AuditLog
-from test_tools_registry import fake_tools, schema
+from ossy.tools.registry import TOOLSETS
 
 
 def _probe(args: dict, ctx) -> ToolResult:
@@ -35,16 +35,11 @@ PROBE = Tool("probe", "system", "Report the policy.", schema({"status": {"type":
 
 @pytest.fixture(autouse=True)
 def toolsets(monkeypatch, tmp_path):
-    """The fake tools grouped into modules named like the real toolsets; the ossy home in tmp."""
+    """The fake tools as the built-in toolsets of the same names; the ossy home in tmp."""
     monkeypatch.setenv("OSSY_HOME", str(tmp_path / "home"))
     tools = fake_tools() + [PROBE]
-    names = {}
-    for toolset in registry_module.TOOLSETS:
-        module = types.ModuleType(f"fake_cli_toolset_{toolset}")
-        module.toolset = lambda toolset=toolset: [t for t in tools if t.toolset == toolset]
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-        names[toolset] = module.__name__
-    monkeypatch.setattr(registry_module, "TOOLSETS", names)
+    for toolset in TOOLSETS:
+        monkeypatch.setitem(TOOLSETS, toolset, lambda toolset=toolset: [t for t in tools if t.toolset == toolset])
 
 
 @pytest.fixture

@@ -55,12 +55,13 @@ def live_server(tmp_path_factory):
     LICENSE) in a temp OSSY_HOME."""
     if not VOCAB.is_file():
         pytest.skip("../shared/vocab is not beside the checkout")
+    from store_util import make_checkpoint
+    from stub_engine import StubEngine
+
     from ossy.chat.models import StoreResolver
     from ossy.modelfile import parse
     from ossy.server import create_app
     from ossy.store import Library, Store, create
-    from store_util import make_checkpoint
-    from stub_engine import StubEngine
 
     root = tmp_path_factory.mktemp("live")
     home = root / "home"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from store_util import run_ossy
 
 from ossy.config import SettingsError, settings
 from ossy.duration import FOREVER, parse_duration
-from store_util import run_ossy
 
 
 @pytest.mark.parametrize("text,seconds", [

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_client import live_server  # noqa: F401  (the fixture)
 
 from ossy.modelfile import parse
-from test_client import live_server  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {

@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 
 import pytest
+from conftest import VOCAB
 from openai_harmony import HarmonyEncodingName, Role, StreamableParser, load_harmony_encoding
 
 import ossy.tokenizer
-from conftest import VOCAB
 from ossy.harmony import (
     Done,
     MessageFinished,
@@ -294,7 +294,7 @@ def test_streaming_matches_harmony_deltas_per_message():
 
 
 def test_spec_golden_parse_vector():
-    """gpt-oss-spec.md §5.8: these ids (+ stop 200012) parse to two messages."""
+    """docs/reference/gpt-oss-spec.md §5.8: these ids (+ stop 200012) parse to two messages."""
     ids = [200005, 35644, 200008, 23483, 11122, 13, 200007, 200006, 173781, 200005, 12606, 815, 316, 28, 44580,
            775, 170154, 220, 200003, 4108, 200008, 10848, 17500, 7534, 173844, 18583, 200012]
     assert ossy_messages(ids) == [

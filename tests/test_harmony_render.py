@@ -1,4 +1,5 @@
-"""ossy.harmony.render, token for token against openai-harmony 0.0.8 and the spec's golden vectors.
+"""ossy.harmony.render, token for token against openai-harmony 0.0.8 and the golden vectors of
+docs/reference/gpt-oss-spec.md Appendix B.
 
 Each case is an OpenAI-style conversation. `to_harmony` converts it to openai-harmony objects by
 the mapping documented in `ossy/harmony/render.py`, written here independently of ossy's code;
@@ -26,8 +27,8 @@ from openai_harmony import (
 )
 
 import ossy.tokenizer
-from ossy.harmony import RenderError, render, render_conversation
 from ossy.harmony import Message as HMessage
+from ossy.harmony import RenderError, render, render_conversation
 from ossy.harmony.render import conversation, render_message
 
 IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
@@ -448,7 +449,7 @@ def test_random_schemas_equal_to_openai_harmony(tok, encoding, parameters, descr
     assert render([], tok, tools=tools) == expected
 
 
-# --- golden vectors (gpt-oss-spec.md Appendix B) --------------------------------------------------
+# --- golden vectors (docs/reference/gpt-oss-spec.md Appendix B; read from the shared notes' full copy)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_harmony_parse import STREAMS, comparable, fold, harmony_messages, ids_of, ossy_messages, run_stream, tokenizer
 
 from ossy.harmony import ContentDelta, ParsedMessage, StreamParser, parse
 from ossy.harmony.jsonrepair import INVALID, REPAIRED, repair_arguments
-from test_harmony_parse import STREAMS, comparable, fold, harmony_messages, ids_of, ossy_messages, run_stream, tokenizer
 
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 S = "<|start|>assistant"

@@ -1,22 +1,22 @@
-"""Parameter counts and sizes (ossy.model.inspect): exact against the spec §6 / model-card numbers
-for the real 20b and 120b configs (no weights needed), and against transformers' own parameters
+"""Parameter counts and sizes (ossy.model.inspect): exact against docs/reference/gpt-oss-spec.md §6 / model-card
+numbers for the real 20b and 120b configs (no weights needed), and against transformers' own parameters
 for tiny random configs."""
 
 from __future__ import annotations
 
+import bad_checkpoints as bad
 import pytest
+import tiny
 import torch
 from transformers import GptOssForCausalLM
 
-import bad_checkpoints as bad
-import tiny
 from ossy.model.config import GptOssConfig
 from ossy.model.inspect import count_parameters, estimate_memory, precision_counts
 from ossy.model.weights import Checkpoint, save_checkpoint
 
 
 def hub_config(layers: int, experts: int) -> GptOssConfig:
-    """openai/gpt-oss-20b (24, 32) or -120b (36, 128) `config.json`, spec §1.1."""
+    """openai/gpt-oss-20b (24, 32) or -120b (36, 128) `config.json`, docs/reference/gpt-oss-spec.md §1.1."""
     return GptOssConfig.from_dict({
         "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
         "num_hidden_layers": layers, "num_local_experts": experts, "num_experts_per_tok": 4,
@@ -33,7 +33,7 @@ def hub_config(layers: int, experts: int) -> GptOssConfig:
 
 
 def original_config(layers: int, experts: int) -> GptOssConfig:
-    """The same model's `original/config.json`, spec §1.2."""
+    """The same model's `original/config.json`, docs/reference/gpt-oss-spec.md §1.2."""
     return GptOssConfig.from_dict({
         "num_hidden_layers": layers, "num_experts": experts, "experts_per_token": 4, "vocab_size": 201088,
         "hidden_size": 2880, "intermediate_size": 2880, "swiglu_limit": 7.0, "head_dim": 64,
@@ -43,7 +43,7 @@ def original_config(layers: int, experts: int) -> GptOssConfig:
     })
 
 
-# spec §6: (layers, experts) -> numbers
+# docs/reference/gpt-oss-spec.md §6: (layers, experts) -> numbers
 SPEC = {
     "20b": dict(shape=(24, 32), total=20_914_757_184, active=3_608_166_144, mlp=19_119_145_728,
                 attention=637_203_456, norms=141_120, expert_matrices=19_110_297_600,

@@ -1,6 +1,6 @@
 """An invalid tool call (an offered tool, arguments that are not a JSON object and cannot be
 repaired) travels as data through every API: the call, its arguments exactly as the model wrote
-them, and an `error` saying why; never turned into content (Ollama fails such a request, #12187).
+them, and an `error` saying why; never turned into content (Ollama fails such a request, ollama/ollama#12187).
 The agent loop's side is in test_agent.py (over the engine and over the native API)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import anthropic
 import httpx
 import openai
 import pytest
-
 from openresponses import event_problems, response_problems
-from ossy.server import create_app
 from stub_engine import RunningServer, StubEngine, tiny_library, tokenizer
+
+from ossy.server import create_app
 
 NO_JSON = "ls -R ~"  # nothing of it is JSON
 BROKEN = '{"city": "Paris", oops}'  # a valid start ('{"city": "Paris"' streams), then not JSON

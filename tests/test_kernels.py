@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from store_util import make_checkpoint
 
 import ossy
 from ossy.errors import USER_ERRORS
 from ossy.model import native
 from ossy.model.gptoss import mixture_of_experts, route
 from ossy.model.mxfp4 import PackedExperts, quantize
-from store_util import make_checkpoint
 
 PATHS = [name for name in ("avx512", "avx2") if (k := native.open_kernels(name)) is not None and k.name == name]
 if not native.LIBRARY.is_file():

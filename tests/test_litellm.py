@@ -11,7 +11,6 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download of the cost map at import
 import litellm  # noqa: E402
-
 from stub_engine import WEATHER_TOOL as WEATHER
 
 

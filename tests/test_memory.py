@@ -95,10 +95,10 @@ def test_a_model_that_will_not_fit_is_refused_before_loading(ref):
 def test_the_server_answers_507_with_the_reason(tmp_path):
     from stub_engine import RunningServer
 
-    from ossy.store.bundled import install_missing
     from ossy.chat.models import StoreResolver
     from ossy.server import create_app
     from ossy.store import Library, Store
+    from ossy.store.bundled import install_missing
 
     library = Library(Store(tmp_path / "models"))
     assert install_missing(library) == []

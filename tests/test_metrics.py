@@ -8,11 +8,11 @@ from __future__ import annotations
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from stub_engine import RunningServer, StubEngine, tiny_library, tokenizer
 
 from ossy.config import settings
 from ossy.server import create_app
 from ossy.tools.audit import AuditLog
-from stub_engine import RunningServer, StubEngine, tiny_library, tokenizer
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:

@@ -7,11 +7,11 @@ Every configuration runs sequences longer than its sliding window and past
 from __future__ import annotations
 
 import pytest
+import tiny
 import torch
 from transformers import GptOssForCausalLM, Mxfp4Config
 
 import ossy
-import tiny
 from ossy.model import mxfp4
 from ossy.model.gptoss import GptOss
 from ossy.model.native import open_kernels

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ossy.tools.registry import TOOLSETS
 from ossy.modelfile import PARAMETERS, Modelfile, ModelfileError, gptoss_defaults, parse, parse_file
+from ossy.tools.registry import TOOLSETS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modelfiles"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

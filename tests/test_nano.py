@@ -4,7 +4,7 @@ and, greedy through the real chat path (prompt, engine, harmony parser), on fixe
 answers in well-formed harmony, works sums in its analysis channel, calls the right tool with
 valid arguments, and ends with a final answer after the tool's result, through the OpenAI SDK, the
 ollama client and the agent loop too. How often it is right on unseen prompts is measured by
-benchmarks/nano_quality.py, not here: it gets a quarter to a third of unseen sums wrong (mostly a
+evals/nano_quality.py, not here: it gets a quarter to a third of unseen sums wrong (mostly a
 miscopied operand) and most answers from tool output too (it names files it was not shown)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 from store_util import env_for, run_ossy
 
 from ossy.agent import EngineModel
-from ossy.store.bundled import bundled, install_missing
 from ossy.chat.models import StoreResolver
 from ossy.engine.scheduler import LocalEngine
 from ossy.store import Library, Store, parse_name
+from ossy.store.bundled import bundled, install_missing
 from ossy.train.data import declared_tools
 
 NANO = parse_name("nano")
@@ -95,7 +95,7 @@ def test_nano_works_a_sum_column_by_column_in_the_analysis_channel(nano):
     ("How much disk space is left?", "df", {}),
     ("How much memory is free?", "free", {}),
     ("What files are here?", "list_directory", {"path": "."}),
-    ("What files are in docs?", "list_directory", None),  # it may not copy the name: nano_path_copy.py
+    ("What files are in docs?", "list_directory", None),  # it may not copy the name: evals/nano_path_copy.py
     ("Find all Python files.", "find_files", {"pattern": "*.py"}),
 ])
 def test_nano_calls_the_right_tool(nano, request_text, tool, arguments):
@@ -163,7 +163,7 @@ def test_the_agent_loop_lists_the_workspace_and_answers(nano, tmp_path):
 
     (tmp_path / "notes.txt").write_text("Buy milk and eggs.\nCall Anna on Monday.\n")
     result = run(nano, [{"role": "user", "content": "What files are here?"}], tools=("fs", "shell", "system"),
-                 workspace=tmp_path, policy=Policy(approvals="never"), think="low")
+                 home=tmp_path / "ossy-home", workspace=tmp_path, policy=Policy(approvals="never"), think="low")
     assert [(call.name.removeprefix("functions."), json.loads(call.arguments), outcome.status)
             for call, outcome in result.calls] == [("list_directory", {"path": "."}, "ok")]
     assert "notes.txt" in result.calls[0][1].output

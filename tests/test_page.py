@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from stub_engine import RunningServer, StubEngine, tokenizer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

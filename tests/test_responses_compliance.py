@@ -6,8 +6,8 @@ spec's OpenAPI document, then the case's own checks run.
 Three cases differ from upstream, on purpose:
 - `basic-response` says "Say hello." where upstream says "Say hello in exactly 3 words.": nano
   (a demo-sized model) rambles to its token limit on that one (an `incomplete` response, valid
-  but not the case's `completed`); nano's quality is measured in benchmarks/nano_quality.py.
-- `image-input`: nano (gpt-oss) reads no images, and the issue asks for a clear 400 naming the
+  but not the case's `completed`); nano's quality is measured in evals/nano_quality.py.
+- `image-input`: nano (gpt-oss) reads no images, so ossy answers with a clear 400 naming the
   model's capabilities rather than an answer that pretends to have seen it; the case checks that.
 - `tool-calling`: upstream offers `get_weather`; nano was trained on ossy's own tools, so the case
   offers those and asks "How much disk space is left?" (nano calls `df`); the checks (a function_call item, and its
@@ -22,9 +22,9 @@ import json
 
 import httpx
 import pytest
+from openresponses import event_problems, response_problems
 
 from ossy.train.data import declared_tools
-from openresponses import event_problems, response_problems
 
 TOOLS = [{"type": "function", "name": t["function"]["name"], "description": t["function"]["description"],
           "parameters": t["function"]["parameters"]} for t in declared_tools()]  # the tools nano was trained with

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import openai
 import pytest
+from openresponses import event_problems, response_problems
+from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 from ossy.config import settings
 from ossy.server import create_app
-from openresponses import event_problems, response_problems
-from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 
 def server(root, home):

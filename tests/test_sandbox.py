@@ -203,10 +203,9 @@ def test_home_and_ossy_home_are_hidden(visible, monkeypatch):
     (ossy_home / "audit.sqlite").write_text("canary-audit")
     (home / "project").mkdir()  # the usual place of a workspace: under the hidden HOME
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("OSSY_HOME", str(ossy_home))
     done = sh(f"cat {home}/.ssh/id_rsa {ossy_home}/audit.sqlite; ls -A {home}; echo HOME=$HOME; pwd; "
               f"cat {home}/tools/shown; touch {home}/tools/new; cat {visible}/outside/canary",
-              home / "project", read_only=(*PY_PATHS, home / "tools"))
+              home / "project", read_only=(*PY_PATHS, home / "tools"), hidden=(ossy_home,))
     assert "canary-key" not in done.stdout and "canary-audit" not in done.stdout
     assert sorted(done.stdout.split("HOME=")[0].split()) == ["project", "tools"]  # only what is bound
     assert f"HOME=/tmp/home\n{home / 'project'}\n" in done.stdout

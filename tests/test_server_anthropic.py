@@ -9,7 +9,6 @@ from __future__ import annotations
 import anthropic
 import httpx
 import pytest
-
 from stub_engine import tokenizer
 
 WEATHER = {"name": "get_weather", "description": "Weather in a city",

@@ -9,7 +9,6 @@ import subprocess
 
 import httpx
 import ollama
-
 from store_util import env_for, free_port, make_checkpoint, ossy_command, run_ossy, wait_until_serving
 
 

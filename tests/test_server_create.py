@@ -11,13 +11,13 @@ import threading
 import httpx
 import ollama
 import pytest
+from store_util import make_checkpoint
+from stub_engine import RunningServer, StubEngine, scripted, tokenizer
 
 from ossy.chat.models import StoreResolver
 from ossy.config import settings
 from ossy.server import create_app
 from ossy.store import Library, Store
-from store_util import make_checkpoint
-from stub_engine import RunningServer, StubEngine, scripted, tokenizer
 
 HI = [{"role": "user", "content": "Hi"}]
 

@@ -9,9 +9,9 @@ import time
 import httpx
 import ollama
 import pytest
+from stub_engine import WEATHER_TOOL, tokenizer
 
 from ossy.server import split_host
-from stub_engine import tokenizer, WEATHER_TOOL
 
 
 @pytest.fixture

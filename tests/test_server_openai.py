@@ -8,8 +8,7 @@ import json
 import httpx
 import openai
 import pytest
-
-from stub_engine import tokenizer, WEATHER_TOOL
+from stub_engine import WEATHER_TOOL, tokenizer
 
 OTHER_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
 HI = [{"role": "user", "content": "Hi"}]

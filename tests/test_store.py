@@ -12,7 +12,9 @@ import sys
 
 import pytest
 import torch
+from store_util import OLLAMA_TEMPLATE, fake_ollama_store, make_checkpoint, snapshot
 
+from ossy.cli.models import format_modified, format_size
 from ossy.errors import NotFoundError, OssyError
 from ossy.model.weights import Checkpoint
 from ossy.modelfile import Modelfile, gptoss_defaults
@@ -20,8 +22,6 @@ from ossy.store import InvalidNameError, Library, Progress, ReadOnlyError, Store
 from ossy.store import manifest as mt
 from ossy.store.files import StoreLock
 from ossy.store.manifest import Manifest
-from ossy.cli.models import format_modified, format_size
-from store_util import OLLAMA_TEMPLATE, fake_ollama_store, make_checkpoint, snapshot
 
 
 @pytest.fixture(scope="module")

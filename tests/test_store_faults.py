@@ -14,6 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from store_util import (
+    env_for,
+    free_port,
+    kill_create_halfway,
+    make_checkpoint,
+    ossy_command,
+    run_ossy,
+    snapshot,
+    wait_until_serving,
+)
+from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 from ossy.chat.models import StoreResolver
 from ossy.cli.models import format_size
@@ -23,9 +34,6 @@ from ossy.modelfile import parse
 from ossy.server import create_app
 from ossy.store import Library, Store, create, parse_name
 from ossy.store import manifest as mt
-from store_util import (env_for, free_port, kill_create_halfway, make_checkpoint, ossy_command, run_ossy, snapshot,
-                        wait_until_serving)
-from stub_engine import RunningServer, StubEngine, scripted, tiny_library, tokenizer
 
 
 @pytest.fixture(scope="module")

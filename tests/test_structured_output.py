@@ -1,4 +1,4 @@
-"""Structured output (issue 6 item 5): `FormatConstraint` with the real gpt-oss tokenizer.
+"""Structured output (docs/reference/gpt-oss-spec.md §5.5): `FormatConstraint` with the real gpt-oss tokenizer.
 
 Model-free: random logits are sampled under the constraint's mask, from the final-channel start
 until `<|return|>`, and the decoded text must parse as JSON valid against the schema; the
@@ -15,14 +15,14 @@ import httpx
 import jsonschema
 import pytest
 import torch
+from conftest import VOCAB
+from stub_engine import RunningServer, StubEngine, tiny_library
 
 import ossy.tokenizer
 from ossy.chat.constraint import FormatConstraint, make_constraint
 from ossy.engine.protocol import Token
 from ossy.engine.sampling import Sampler, mask
 from ossy.server import create_app
-from conftest import VOCAB
-from stub_engine import RunningServer, StubEngine, tiny_library
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
                                            "age": {"type": "integer", "minimum": 0},

@@ -12,8 +12,7 @@ from datetime import date
 import pytest
 
 from ossy.errors import OssyError
-from ossy.template import (GoError, OllamaTemplate, TemplateError, ollama_data, parse,
-                           render)
+from ossy.template import GoError, OllamaTemplate, TemplateError, ollama_data, parse, render
 
 
 def test_parse_error_is_a_user_error_with_its_line():

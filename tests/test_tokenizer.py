@@ -1,4 +1,4 @@
-"""ossy.tokenizer against tiktoken's o200k_harmony, HF `tokenizers`, and the spec's vectors."""
+"""ossy.tokenizer against tiktoken's o200k_harmony, HF `tokenizers`, and docs/reference/gpt-oss-spec.md §4."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ossy.tokenizer import TokenizerError, UnknownTokenError
 
 O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 
-SPEC_VECTORS = {  # gpt-oss-spec.md §4
+SPEC_VECTORS = {  # docs/reference/gpt-oss-spec.md §4
     "hello world": [24912, 2375],
     "Hello World": [13225, 5922],
     "assistant": [173781],
@@ -256,7 +256,8 @@ def test_stream_skip_special_and_truncated_end(tok):
 
 @pytest.fixture(scope="module")
 def small_json(tmp_path_factory):
-    from tokenizers import Tokenizer as HF, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer as HF
+    from tokenizers import decoders, models, pre_tokenizers, trainers
 
     hf = HF(models.BPE())
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

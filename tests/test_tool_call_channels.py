@@ -1,4 +1,4 @@
-"""Tool calls wherever gpt-oss writes them (issue 19, part 4): on the analysis channel as well as
+"""Tool calls wherever gpt-oss writes them (docs/reference/gpt-oss-spec.md §5.5): on the analysis channel as well as
 commentary (Dynamo measured 47% of gpt-oss-120b's real calls there), with the recipient after
 the channel or before it in the header; the OpenAI SDK and the ollama client both get the call."""
 
@@ -9,7 +9,6 @@ import json
 import ollama
 import openai
 import pytest
-
 from stub_engine import WEATHER_TOOL as WEATHER
 
 CALLS = {
@@ -45,7 +44,6 @@ def test_the_call_reaches_both_sdks(server, generated):
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content", "thinking"])
 def test_reasoning_sent_back_is_kept_across_a_tool_turn(server, field):
     import httpx
-
     from stub_engine import tokenizer
 
     url, engine = server

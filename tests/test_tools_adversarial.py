@@ -1,8 +1,8 @@
-"""The adversarial suite of tools-security.md §6: hostile tool calls through the real executor,
+"""The adversarial suite of docs/reference/tools-security.md §6: hostile tool calls through the real executor,
 the real sandbox and the real tools, with the invariants checked after every case.
 
 Each case is one `Executor.call` with approvals on `auto`, so destructive calls really run and
-the OS sandbox (not a prompt) is what must hold. After every case (§6.1):
+the OS sandbox (not a prompt) is what must hold. After every case (docs/reference/tools-security.md §6.1):
   - the outside canaries (a sibling `workspace_evil/`, an `outside/` dir, a fake HOME with
     `.ssh/id_rsa`) have the same bytes, and nothing new appeared next to them;
   - no marker file exists (command execution), in the arena or in the host's /tmp;
@@ -131,7 +131,6 @@ def arena(monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("OSSY_HOME", str(root / "ossy-home"))
 
     listener = Listener()
     audit_path = root / "audit.sqlite"
@@ -190,7 +189,7 @@ def marker(arena: Arena) -> str:
     return str(arena.markers[1])  # outside/pwned-TAG: visible, read-only to the sandbox
 
 
-# -- file tools: the validators (§6.2 rows 1-14) ----------------------------------------------------
+# -- file tools: the validators (docs/reference/tools-security.md §6.2 rows 1-14) ------------------
 PATH_ESCAPES = [
     ("read_file", {"path": "../../etc/passwd"}),
     ("read_file", {"path": "/etc/shadow"}),
@@ -359,7 +358,7 @@ def test_python_survives_a_timeout_with_its_state(arena):
 
 def test_network_granted_reaches_the_listener(arena):
     """The control for the egress cases: with network allowed, the same call does reach it."""
-    ctx = ToolContext(workspace=arena.workspace, conversation="adversarial",
+    ctx = ToolContext(workspace=arena.workspace, conversation="adversarial", home=arena.root / "ossy-home",
                       policy=Policy(approvals="auto", network=True, timeouts={"bash": TIMEOUT}))
     executor = Executor(Registry.from_toolsets(["shell"]), ctx, audit=arena.audit)
     executor.call("bash", {"command": f"python3 -c \"import socket; "

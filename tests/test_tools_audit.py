@@ -19,9 +19,8 @@ def row(**overrides) -> dict:
     return {**values, **overrides}
 
 
-def test_created_on_first_write_in_the_ossy_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("OSSY_HOME", str(tmp_path / "home"))
-    log = AuditLog.default()
+def test_created_on_first_write_in_the_ossy_home(tmp_path):
+    log = AuditLog.default(tmp_path / "home")
     assert log.path == tmp_path / "home" / "audit.sqlite"
     assert log.query() == [] and not log.path.exists()  # reading does not create it
     log.record(**row())

@@ -10,13 +10,13 @@ import re
 import threading
 
 import pytest
+from stub_engine import tokenizer
 
 from ossy.cli.main import main
 from ossy.harmony import tokens as T
 from ossy.harmony.render import Message, render_message
 from ossy.tools import browser, index
 from ossy.tools.base import Policy, ToolContext, ToolError
-from stub_engine import tokenizer
 
 PAGE = """<html><head><title>Guide  page</title><script>var hidden = 1;</script></head><body>
 <h1>Setup</h1><p>Read the <a href="notes.md">install notes</a> or <a href="https://example.org/x">the site</a>.</p>
@@ -167,7 +167,7 @@ def test_find_lists_matches_as_links_to_their_lines(ctx):
     with pytest.raises(ToolError, match="find results page"):
         browser.browser_find({"pattern": "x", "cursor": 1}, ctx)
     with pytest.raises(ToolError, match="No pages"):
-        browser.browser_find({"pattern": "x"}, ToolContext(ctx.workspace))
+        browser.browser_find({"pattern": "x"}, ToolContext(ctx.workspace, home=ctx.home))
 
 
 # ------------------------------------------------------------------ containment and network
@@ -210,15 +210,15 @@ def test_public_addresses_pass():
     assert browser.public_address("8.8.8.8", 443) == "8.8.8.8"
 
 
-def test_configured_web_search_is_used_only_with_network(ctx, corpus, monkeypatch):
+def test_configured_web_search_is_used_only_with_network(ctx, corpus):
     results = {"results": [{"url": "https://example.org/quokka", "title": "Quokka facts", "content": "Small 【0†x】"}]}
     listener = Listener(json.dumps(results).encode(), "application/json")
-    monkeypatch.setenv("OSSY_SEARCH_URL", listener.url + "/search")
+    ctx.search_url = listener.url + "/search"
     index.build([corpus], ctx.home)
     try:
         assert "【0†Marsupials】" in browser.browser_search({"query": "quokka"}, ctx)  # no network: the index
         assert listener.hits == []
-        online = ToolContext(ctx.workspace, policy=Policy(network=True), home=ctx.home)
+        online = ToolContext(ctx.workspace, policy=Policy(network=True), home=ctx.home, search_url=ctx.search_url)
         out = browser.browser_search({"query": "quokka"}, online)
         assert "L0: # 【0†Quokka facts†example.org】" in out and "Small 〖0†x〗" in out
         assert listener.hits == ["/search?q=quokka&format=json"]
@@ -226,7 +226,7 @@ def test_configured_web_search_is_used_only_with_network(ctx, corpus, monkeypatc
         listener.close()
 
 
-# ------------------------------------------------------------------ injection hygiene (§6.2 row 43)
+# ----------------------------------- injection hygiene (docs/reference/tools-security.md §6.2 row 43)
 
 def test_injected_markup_is_neutralized_and_renders_as_ordinary_tokens(ctx):
     (ctx.workspace / "evil.html").write_text(

@@ -11,11 +11,10 @@ import json
 import logging
 
 import pytest
-
-from ossy.tools import ApprovalRequest, AuditLog, Executor, Policy, Tool, ToolContext, escape_control, \
-    terminal_approver
-from ossy.tools.registry import Registry
 from test_tools_registry import fake_tools, schema
+
+from ossy.tools import ApprovalRequest, AuditLog, Executor, Policy, Tool, ToolContext, escape_control, terminal_approver
+from ossy.tools.registry import Registry
 
 
 @pytest.fixture
@@ -41,7 +40,8 @@ class Scripted:
 @pytest.fixture
 def make(workspace, audit):
     def make(approver=None, conversation="conv", **policy) -> Executor:
-        ctx = ToolContext(workspace=workspace, policy=Policy(**policy), conversation=conversation)
+        ctx = ToolContext(workspace=workspace, policy=Policy(**policy), conversation=conversation,
+                          home=workspace.parent / "ossy-home")
         return Executor(Registry(fake_tools()), ctx, approver=approver, audit=audit)
 
     return make
@@ -68,7 +68,7 @@ def test_unknown_tools_are_invalid_results(make, audit, name):
 
 def test_unknown_tool_message_escapes_the_name_and_caps_the_list(workspace, audit):
     many = [Tool(f"t{i}", "shell", "", schema(), lambda a, c: "") for i in range(60)]
-    executor = Executor(Registry(many), ToolContext(workspace), audit=audit)
+    executor = Executor(Registry(many), ToolContext(workspace, home=workspace.parent / "ossy-home"), audit=audit)
     error = executor.call("\x1b[2Jevil\r" + "x" * 1000, "{}").error
     assert "\x1b" not in error and "\r" not in error and '"\\x1b[2Jevil\\r' in error
     assert error.endswith("t49, ... (10 more)") and len(error) < 1000
@@ -280,9 +280,8 @@ def test_exactly_one_audit_row_per_call(make, audit):
         [(name, status) for (name, _), status in zip(calls, statuses)]
 
 
-def test_default_audit_log_is_in_the_ossy_home(tmp_path, monkeypatch, workspace):
-    monkeypatch.setenv("OSSY_HOME", str(tmp_path / "home"))
-    Executor(Registry(fake_tools()), ToolContext(workspace)).call("df", "{}")
+def test_default_audit_log_is_in_the_ossy_home(tmp_path, workspace):
+    Executor(Registry(fake_tools()), ToolContext(workspace, home=tmp_path / "home")).call("df", "{}")
     Executor(Registry(fake_tools()), ToolContext(workspace, home=tmp_path / "other")).call("df", "{}")
     assert len(AuditLog(tmp_path / "home" / "audit.sqlite").query()) == 1
     assert len(AuditLog(tmp_path / "other" / "audit.sqlite").query()) == 1
@@ -290,7 +289,7 @@ def test_default_audit_log_is_in_the_ossy_home(tmp_path, monkeypatch, workspace)
 
 def test_an_unwritable_audit_log_does_not_break_the_call(workspace, tmp_path, caplog):
     (tmp_path / "blocked").write_text("a file, not a directory")
-    executor = Executor(Registry(fake_tools()), ToolContext(workspace),
+    executor = Executor(Registry(fake_tools()), ToolContext(workspace, home=workspace.parent / "ossy-home"),
                         audit=AuditLog(tmp_path / "blocked" / "audit.sqlite"))
     with caplog.at_level(logging.WARNING, logger="ossy.tools.executor"):
         assert executor.call("read_file", '{"path": "a.txt"}').output == "alpha\n"

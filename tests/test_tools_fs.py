@@ -1,5 +1,5 @@
 """The fs toolset on real files: every tool's happy path and errors, dry-run previews, and the
-adversarial rows 1-14 of tools-security.md §6.2 through the tools (handlers called directly;
+adversarial rows 1-14 of docs/reference/tools-security.md §6.2 through the tools (handlers called directly;
 schema checking and approvals belong to the executor)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Path containment and symlink-safe I/O (`ossy.tools.paths`): the validator rows of
-tools-security.md §6.2 (1-3, 5-9, 11, 13) at the resolver level, and a hypothesis property test:
+docs/reference/tools-security.md §6.2 (1-3, 5-9, 11, 13) at the resolver level, and a hypothesis property test:
 whatever the path, the result is inside the workspace or a ToolError."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The stateful python tool: one sandboxed kernel per conversation, Jupyter-like cells, and what
-happens on timeouts, hostile output and broken kernels (tools-security.md §6.2 rows 38-40).
+happens on timeouts, hostile output and broken kernels (docs/reference/tools-security.md §6.2 rows 38-40).
 
 The workspace lives under /var/tmp, not /tmp: the sandbox gives the kernel a private /tmp, and a
 write "outside the workspace" must aim at a directory the kernel really sees (read-only)."""
@@ -36,7 +36,7 @@ def arena():
 
 @pytest.fixture
 def ctx(arena):
-    context = ToolContext(arena / "ws", policy=Policy(timeouts={"python": TIMEOUT}))
+    context = ToolContext(arena / "ws", policy=Policy(timeouts={"python": TIMEOUT}), home=arena / "ossy-home")
     yield context
     context.close()
 

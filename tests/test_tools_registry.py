@@ -6,9 +6,7 @@ workspace, which the executor and CLI tests use so they do not depend on the rea
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,8 @@ import pytest
 from ossy import harmony
 from ossy.errors import OssyError
 from ossy.sandbox import SandboxUnavailable
-from ossy.tools import Tool, ToolContext, ToolError, ToolResult, registry as registry_module
-from ossy.tools.registry import Registry
+from ossy.tools import Tool, ToolContext, ToolError, ToolResult
+from ossy.tools.registry import TOOLSETS, Registry
 
 
 def schema(properties: dict | None = None, required: tuple[str, ...] = ()) -> dict:
@@ -133,40 +131,30 @@ def test_bad_schemas_are_refused():
 
 
 @pytest.fixture
-def toolset_modules(monkeypatch):
-    """Two fake toolset modules, "alpha" and "beta", in place of the real ones."""
+def toolsets():
+    """Two fake toolsets, "alpha" and "beta"."""
     tools = fake_tools()
-    modules = {"alpha": [t for t in tools if t.toolset == "fs"], "beta": [t for t in tools if t.toolset == "shell"]}
-    for name, members in modules.items():
-        module = types.ModuleType(f"fake_toolset_{name}")
-        module.toolset = lambda members=members: list(members)
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(registry_module, "TOOLSETS", {name: f"fake_toolset_{name}" for name in modules})
-    return modules
+    members = {"alpha": [t for t in tools if t.toolset == "fs"], "beta": [t for t in tools if t.toolset == "shell"]}
+    return {name: (lambda tools=tools: list(tools)) for name, tools in members.items()}
 
 
-def test_from_toolsets(toolset_modules):
-    alpha, beta = toolset_modules["alpha"], toolset_modules["beta"]
-    assert Registry.from_toolsets(["alpha"]).names == [t.name for t in alpha]
-    assert Registry.from_toolsets("beta, alpha").names == [t.name for t in beta + alpha]
-    assert len(Registry.from_toolsets(["all"])) == len(alpha) + len(beta)
-    assert len(Registry.from_toolsets(["alpha", "alpha"])) == len(alpha)
+def test_from_toolsets(toolsets):
+    alpha, beta = toolsets["alpha"](), toolsets["beta"]()
+    assert Registry.from_toolsets(["alpha"], toolsets).names == [t.name for t in alpha]
+    assert Registry.from_toolsets("beta, alpha", toolsets).names == [t.name for t in beta + alpha]
+    assert len(Registry.from_toolsets(["all"], toolsets)) == len(alpha) + len(beta)
+    assert len(Registry.from_toolsets(["alpha", "alpha"], toolsets)) == len(alpha)
 
 
-def test_unknown_toolset_lists_the_known_ones(toolset_modules):
+def test_unknown_toolset_lists_the_known_ones(toolsets):
     with pytest.raises(OssyError, match=r'unknown toolset "gamma" \(known: alpha, beta, all\)'):
-        Registry.from_toolsets(["alpha", "gamma"])
+        Registry.from_toolsets(["alpha", "gamma"], toolsets)
 
 
-def test_missing_toolset_module_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(registry_module, "TOOLSETS", {"ghost": "ossy.tools.no_such_toolset"})
-    with pytest.raises(OssyError, match='toolset "ghost" is not available: module ossy.tools.no_such_toolset'):
-        Registry.from_toolsets(["all"])
-
-
-def test_real_toolset_names():
-    assert set(registry_module.TOOLSETS) == {"fs", "shell", "system", "python", "browser"}
-    assert all(module == f"ossy.tools.{name}" for name, module in registry_module.TOOLSETS.items())
+def test_the_built_in_toolsets():
+    assert set(TOOLSETS) == {"fs", "shell", "system", "python", "browser"}
+    for name in TOOLSETS:
+        assert {tool.toolset for tool in Registry.from_toolsets(name)} == {name}
 
 
 def test_openai_tools_render_in_harmony(registry):

@@ -1,6 +1,6 @@
 """The shell toolset on real files in temporary workspaces, with real sandboxed processes.
 
-Covers each tool's happy path and the structured-argument cases of tools-security.md §6.2
+Covers each tool's happy path and the structured-argument cases of docs/reference/tools-security.md §6.2
 (rows 14, 26-31, 36) plus bash's canaries (rm -rf outside the workspace, secrets in the
 environment) and timeouts. Checks that need no process run everywhere; the others skip when
 bubblewrap is missing.
@@ -45,7 +45,7 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ctx(workspace: Path) -> ToolContext:
-    return ToolContext(workspace=workspace, policy=Policy(approvals="auto"))
+    return ToolContext(workspace=workspace, home=workspace.parent / "ossy-home", policy=Policy(approvals="auto"))
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_bash_and_make_need_approval_and_preview_exactly(ctx):
 def test_make_is_denied_without_approval_and_nothing_runs(workspace, marker, tmp_path):
     (workspace / "Makefile").write_text(f"X := $(shell touch {marker[0]})\nall:\n\t@echo built\n")
     policy = Policy(approvals="never")
-    executor = Executor(Registry(shell.toolset()), ToolContext(workspace=workspace, policy=policy),
+    executor = Executor(Registry(shell.toolset()), ToolContext(workspace=workspace, home=workspace.parent / "ossy-home", policy=policy),
                         audit=AuditLog(tmp_path / "audit.sqlite"))
     for options in ("", "-n"):
         result = executor.call("make", {"options": options} if options else {})
@@ -355,7 +355,7 @@ def test_bash_does_not_see_secrets_from_the_environment(needs_sandbox, ctx, monk
 
 
 def test_bash_timeout_kills_and_reports(needs_sandbox, workspace):
-    ctx = ToolContext(workspace=workspace, policy=Policy(approvals="auto", timeouts={"bash": 1}))
+    ctx = ToolContext(workspace=workspace, home=workspace.parent / "ossy-home", policy=Policy(approvals="auto", timeouts={"bash": 1}))
     started = time.monotonic()
     result = call(ctx, "bash", command="echo started; sleep 30")
     assert time.monotonic() - started < 6
@@ -368,7 +368,7 @@ def test_make_runs_when_approved_and_writes_only_in_the_workspace(needs_sandbox,
     canary = visible_canary
     (workspace / "Makefile").write_text(
         f"X := $(shell touch {marker[0]} {marker[1]} {canary}/pwned)\nall:\n\t@echo built\n")
-    executor = Executor(Registry(shell.toolset()), ToolContext(workspace=workspace, policy=Policy(approvals="auto")),
+    executor = Executor(Registry(shell.toolset()), ToolContext(workspace=workspace, home=workspace.parent / "ossy-home", policy=Policy(approvals="auto")),
                         audit=AuditLog(tmp_path / "audit.sqlite"))
     result = executor.call("linux.make", {"target": "all"})
     assert result.ok and "built" in result.output

@@ -5,10 +5,10 @@ outside the allowlists are refused by name."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
-import socket
 
 import pytest
 
@@ -23,7 +23,7 @@ TOOLS = {tool.name: tool for tool in system.toolset()}
 
 @pytest.fixture
 def ctx(tmp_path) -> ToolContext:
-    return ToolContext(workspace=tmp_path, policy=Policy(approvals="never"))
+    return ToolContext(workspace=tmp_path, policy=Policy(approvals="never"), home=tmp_path / "ossy-home")
 
 
 def call(ctx: ToolContext, name: str, **args):

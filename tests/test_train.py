@@ -267,7 +267,7 @@ def test_made_up_tool_results_are_what_the_real_tools_print(tmp_path, seed):
     for path, text in workspace.files.items():
         (tmp_path / path).parent.mkdir(exist_ok=True)
         (tmp_path / path).write_text(text)
-    tools = Executor(Registry.from_toolsets(("fs",)), ToolContext(workspace=tmp_path, policy=Policy()))
+    tools = Executor(Registry.from_toolsets(("fs",)), ToolContext(workspace=tmp_path, policy=Policy(), home=tmp_path / "ossy-home"))
     folders = [entry.rstrip("/") for entry in workspace.entries(".") if entry.endswith("/")]
     for directory in [".", *folders]:
         assert tools.call("list_directory", {"path": directory}).text() == workspace.listing(directory)

@@ -11,9 +11,9 @@ import httpx
 import ollama
 import openai
 import pytest
+from stub_engine import RunningServer, StubEngine, tiny_library, tokenizer
 
 from ossy.server import create_app
-from stub_engine import RunningServer, StubEngine, tiny_library, tokenizer
 
 WEATHER = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city.",
                                              "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

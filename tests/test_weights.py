@@ -1,6 +1,6 @@
 """Checkpoint reading and writing (ossy.model.weights): round trips through every layout ossy
 writes, a checkpoint written by transformers itself, the original/ layout checked against the
-spec §3.3 name table, and bad input turned into typed errors naming the file or tensor."""
+docs/reference/gpt-oss-spec.md §3.3 name table, and bad input turned into typed errors naming the file or tensor."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def test_sharded_with_index_and_hub_shard_names(src, tmp_path):
     index = json.loads((path / INDEX).read_text())
     shards = sorted(set(index["weight_map"].values()))
     assert len(shards) > 2 and not (path / "model.safetensors").exists()
-    # the hub numbers shards from 00000 (spec §3.2): names come from the index, not a pattern
+    # the hub numbers shards from 00000 (docs/reference/gpt-oss-spec.md §3.2): names come from the index,
+    # not a pattern
     renamed = {old: f"model-{i:05d}-of-{len(shards) - 1:05d}.safetensors" for i, old in enumerate(shards)}
     for old, new in renamed.items():
         (path / old).rename(path / new)

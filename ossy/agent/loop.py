@@ -20,7 +20,7 @@ they do not know), with an `unexpected_tool_call` warning holding the call; the 
 call from the warning and the text off the content, so the executor resolves the name or the
 model reads "unknown tool".
 
-Chain of thought (tools-security.md §0.3): the analysis of the running user turn stays in the
+Chain of thought (docs/reference/tools-security.md §0 item 3): the analysis of the running user turn stays in the
 prompt across its tool calls; the analysis of earlier user turns is left out of the prompt (it
 stays in `AgentResult.messages`).
 
@@ -113,13 +113,16 @@ class Toolbox:
     owns_context: bool = True
 
     @classmethod
-    def open(cls, tools=("fs",), *, policy: Policy | None = None, workspace: str | Path = ".", approver=None,
-             audit=None, conversation: str | None = None, context: ToolContext | None = None) -> "Toolbox":
-
+    def open(cls, tools=("fs",), *, home: Path | None = None, search_url: str = "", policy: Policy | None = None,
+             workspace: str | Path = ".", approver=None, audit=None, conversation: str | None = None,
+             context: ToolContext | None = None) -> "Toolbox":
+        """A toolbox over `context`, or over a new one in `workspace` with the ossy home `home`."""
         registry = tools if isinstance(tools, Registry) else Registry.from_toolsets(parse_toolsets(tools))
         owns = context is None
         if context is None:
-            context = ToolContext(Path(workspace), policy or Policy(),
+            if home is None:
+                raise TypeError("Toolbox.open needs the ossy home (home=...) or a context")
+            context = ToolContext(Path(workspace), policy or Policy(), home=Path(home), search_url=search_url,
                                   conversation=conversation or f"agent-{secrets.token_hex(6)}")
         return cls(registry, context, Executor(registry, context, approver=approver, audit=audit), owns)
 
@@ -143,17 +146,17 @@ class Toolbox:
 # ---- the loop ------------------------------------------------------------------------------------
 
 
-def run(model: ChatModel, messages: list[dict], *, tools=("fs",), policy: Policy | None = None,
-        workspace: str | Path = ".", approver=None, audit=None, max_steps: int = 8, think=None,
-        options: dict | None = None, on_event: Callable[[Event], None] | None = None,
+def run(model: ChatModel, messages: list[dict], *, tools=("fs",), home: Path | None = None, search_url: str = "",
+        policy: Policy | None = None, workspace: str | Path = ".", approver=None, audit=None, max_steps: int = 8,
+        think=None, options: dict | None = None, on_event: Callable[[Event], None] | None = None,
         conversation: str | None = None, context: ToolContext | None = None) -> AgentResult:
     """Run `messages` to an answer with `tools` (toolset names, a `Registry`, or an open
-    `Toolbox`, which is then neither rebuilt nor closed). A model by name, on a server:
-    `ossy.client.agent.run_agent`."""
+    `Toolbox`, which is then neither rebuilt nor closed), acting in `workspace` with the ossy
+    home `home` (`Toolbox.open`). A model by name, on a server: `ossy.client.agent.run_agent`."""
     if isinstance(tools, Toolbox):
         return loop(model, tools, messages, max_steps=max_steps, think=think, options=options, on_event=on_event)
-    with Toolbox.open(tools, policy=policy, workspace=workspace, approver=approver, audit=audit,
-                      conversation=conversation, context=context) as toolbox:
+    with Toolbox.open(tools, home=home, search_url=search_url, policy=policy, workspace=workspace, approver=approver,
+                      audit=audit, conversation=conversation, context=context) as toolbox:
         return loop(model, toolbox, messages, max_steps=max_steps, think=think, options=options, on_event=on_event)
 
 

@@ -4,7 +4,7 @@ Owns: checking a request's `format` ("json", or a JSON Schema object, valid agai
 metaschema and compilable: every `$ref` resolves and llguidance does not find it unsatisfiable;
 OpenAI's response_format and the Responses API's text.format are translated to it by the server), the developer-message
 text that tells the model the schema (harmony's `# Response Formats`), the `FormatConstraint`
-passed to the engine (grammar-constrained decoding, issue 6 item 5), and the after-the-fact check
+passed to the engine (grammar-constrained decoding, docs/reference/gpt-oss-spec.md §5.5), and the after-the-fact check
 that reports a `format_unmet` warning (kept as a safety net: a schema keyword the grammar library
 cannot enforce is ignored by it, "lenient", and then only this check reports it).
 Does not own: applying the mask to logits (`ossy.engine.sampling.mask`) or harmony parsing.
@@ -217,7 +217,7 @@ def make_constraint(format: str | dict | None, tokenizer, name: str = "response"
 
 
 def instructions(format: str | dict | None, name: str = "response") -> str | None:
-    """What the developer message says about the format (harmony spec §5: `# Response Formats`)."""
+    """What the developer message says about the format (`# Response Formats`, docs/reference/gpt-oss-spec.md §5.5)."""
     if format is None:
         return None
     if format == "json":

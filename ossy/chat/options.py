@@ -4,7 +4,7 @@ Owns: `RequestError`, `check_schema` (a JSON Schema a request sends), which opti
 ones, which are accepted and ignored), their JSON types and ranges, and `resolve_options`, which
 builds the engine's `SamplingOptions` and limits. The layering rule: ossy's defaults
 (`SamplingOptions()`), then the model's PARAMETERs, then what the request sets, field by field;
-a field the request leaves out never overrides the model's value (unlike Ollama's /v1, #17744).
+a field the request leaves out never overrides the model's value (unlike Ollama's /v1, ollama/ollama#17744).
 
 Runner options (num_gpu, num_thread, use_mmap, ...) are accepted and ignored: ossy's engine
 sizes itself. num_ctx is honoured per request (capped by the model's trained context).
@@ -13,7 +13,6 @@ sizes itself. num_ctx is honoured per request (capped by the model's trained con
 from __future__ import annotations
 
 import logging
-
 import math
 from dataclasses import dataclass, fields
 
@@ -24,7 +23,8 @@ from ossy.errors import OssyError
 from ossy.modelfile.parameters import DEPRECATED, INT64, PARAMETERS
 
 DEFAULT_NUM_CTX = 65536  # fits agent clients (15-30k-token prompts; Ollama advises >= 64k for them); capped by
-# the model's trained context. The KV cache grows with use, so a short chat costs no more (§7 D)
+# the model's trained context. The KV cache grows with use, so a short chat costs no more (a small
+# num_ctx silently truncates prompts: docs/reference/ollama-reference.md §7 D)
 MAX_TOP_LOGPROBS = 20
 _SAMPLING = {f.name for f in fields(SamplingOptions)} - {"logprobs", "top_logprobs"}
 

@@ -39,12 +39,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from ossy import harmony
-from ossy.chat import constraint, prompt as prompting
+from ossy.chat import constraint
+from ossy.chat import prompt as prompting
 from ossy.chat.options import Resolved, resolve_options
 from ossy.chat.stops import StopMatcher
 from ossy.chat.tools import offered as offered_tools
 from ossy.engine.protocol import ContextOverflowError, Engine, Finished, GenerateRequest, ResolvedModel, Stats, Token
-from ossy.harmony import jsonrepair, tokens as T
+from ossy.harmony import jsonrepair
+from ossy.harmony import tokens as T
 
 SEPARATOR = "\n\n"
 RAW_PAYLOAD_TOOLS = ("python",)  # built-ins whose arguments are code, not JSON

@@ -14,6 +14,7 @@ import json
 import re
 
 from ossy.cli.ps import table
+from ossy.config import settings
 from ossy.errors import OssyError
 from ossy.tools.audit import DECISIONS, AuditLog
 from ossy.tools.executor import escape_control
@@ -51,7 +52,7 @@ def run_audit(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise OssyError(f"--limit must be at least 1, not {args.limit}")
     since = parse_since(args.since) if args.since else None
-    rows = AuditLog.default().query(tool=args.tool, conversation=args.conversation, decision=args.decision,
+    rows = AuditLog.default(settings().home).query(tool=args.tool, conversation=args.conversation, decision=args.decision,
                                     since=since, limit=args.limit)[::-1]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from ossy.config import settings
 from ossy.errors import OssyError
 from ossy.tools import index
 
@@ -24,18 +25,19 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if not (args.paths or args.clear or args.list):
         raise OssyError("give one or more paths to index, or --clear or --list")
-    where = index.index_path()
+    home = settings().home
+    where = index.index_path(home)
     if args.clear:
-        print(f"Removed {index.clear()} documents from {where}")
+        print(f"Removed {index.clear(home)} documents from {where}")
     if args.paths:
         try:
-            counts = index.build(args.paths)
+            counts = index.build(args.paths, home)
         except FileNotFoundError as exc:
             raise OssyError(str(exc)) from None
         print(f"Indexed {counts.indexed} files ({counts.unchanged} unchanged, {counts.skipped} skipped as binary "
               f"or unreadable, {counts.removed} removed) in {where}")
     if args.list:
-        docs = index.documents()
+        docs = index.documents(home)
         for path, title in docs:
             print(f"{path}\t{title}")
         print(f"{len(docs)} documents in {where}")

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from ossy.config import settings
 from ossy.modelfile import parse_file
 from ossy.store import Library, Progress, create, parse_name
 
@@ -78,14 +79,14 @@ def run_create(args: argparse.Namespace) -> int:
     path = Path(args.file)
     modelfile = parse_file(path)
     printer = _Printer(sys.stderr)
-    create(Library.from_settings(), args.name, modelfile, base_dir=path.resolve().parent, progress=printer)
+    create(Library.from_settings(settings()), args.name, modelfile, base_dir=path.resolve().parent, progress=printer)
     printer.status("success")
     return 0
 
 
 # -- list / cp / rm ----------------------------------------------------------------------------
 def run_list(args: argparse.Namespace) -> int:
-    listing = Library.from_settings().listing()
+    listing = Library.from_settings(settings()).listing()
     for problem in listing.problems:
         print(f"warning: {problem}", file=sys.stderr)
     models = [m for m in listing.models
@@ -108,13 +109,13 @@ def _columns(rows: list[list[str]]) -> str:
 
 
 def run_cp(args: argparse.Namespace) -> int:
-    Library.from_settings().copy(args.source, args.destination, _Printer(sys.stderr))
+    Library.from_settings(settings()).copy(args.source, args.destination, _Printer(sys.stderr))
     print(f"copied '{args.source}' to '{args.destination}'")
     return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    library = Library.from_settings()
+    library = Library.from_settings(settings())
     for name in args.names:
         library.remove(name)
         print(f"deleted '{name}'")
@@ -123,7 +124,7 @@ def run_rm(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """Re-hash every blob of the named models (or of all); 1 if any is missing or corrupt."""
-    library = Library.from_settings()
+    library = Library.from_settings(settings())
     if args.names:
         models = [library.get(name) for name in args.names]
     else:

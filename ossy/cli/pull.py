@@ -1,5 +1,5 @@
 """`ossy pull NAME [--insecure]` and `ossy push NAME [--insecure]`, and the progress display `ossy run` also uses when it pulls a
-missing model first (ollama-reference §1.1, §4).
+missing model first (docs/reference/ollama-reference.md §1.1, §4).
 
 Owns: the subcommands and how transfer progress is drawn: on a terminal, one line per blob redrawn in
 place as Ollama draws it (`pulling 9ce18ba6a0c4:  45% ▕████      ▏ 5.9 GB/ 13 GB  102 MB/s  1m12s`),

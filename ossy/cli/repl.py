@@ -1,5 +1,5 @@
 """The chat of `ossy run`: a session, the `/...` command interpreter, streaming output and the
-terminal loop (ollama-reference §1.2).
+terminal loop (docs/reference/ollama-reference.md §1.2).
 
 Owns: `Session` (model, system, parameters, think, format, messages, toolsets), `Interpreter`
 (one input -> what to do; it only talks to a `Client` and writes to two text streams, so tests
@@ -297,10 +297,12 @@ def parse_think(value: str | bool | None) -> bool | str | None:
 class ToolOptions:
     """How tool calls run in this chat (`ossy run`'s tool flags)."""
 
+    home: Path  # the ossy home (OSSY_HOME): the tools' audit log and document index
     policy: Policy = field(default_factory=Policy)
     workspace: Path = Path(".")
     max_steps: int = 8  # rounds of tool calls per message
     ask_in_terminal: bool = False  # approve destructive calls on stdin (a terminal)
+    search_url: str = ""  # OSSY_SEARCH_URL: browser.search's web backend
 
 
 @dataclass
@@ -319,7 +321,7 @@ class Session:
     history: bool = True
     wordwrap: bool = True
     tools: tuple[str, ...] = ()  # enabled toolsets; none: plain chat
-    tool_options: ToolOptions = field(default_factory=ToolOptions)
+    tool_options: ToolOptions | None = None  # how tool calls run; None: tools cannot be turned on
 
     def request_messages(self) -> list[dict]:
         return ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
@@ -536,8 +538,11 @@ class Interpreter:
             return None
         if self._toolbox is None:
             opts = s.tool_options
+            if opts is None:
+                raise OssyError("tools are not available in this chat")
             if self._tool_context is None:
-                self._tool_context = ToolContext(Path(opts.workspace), opts.policy)
+                self._tool_context = ToolContext(Path(opts.workspace), opts.policy, home=opts.home,
+                                                 search_url=opts.search_url)
             self._toolbox = Toolbox.open(s.tools, context=self._tool_context,
                                          approver=terminal_approver() if opts.ask_in_terminal else None)
         return self._toolbox

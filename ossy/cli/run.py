@@ -1,4 +1,4 @@
-"""`ossy run MODEL [PROMPT]`: one answer, or an interactive chat (ollama-reference §1.1, §1.2).
+"""`ossy run MODEL [PROMPT]`: one answer, or an interactive chat (docs/reference/ollama-reference.md §1.1, §1.2).
 
 Owns: the `run` subcommand's arguments and the choice between one-shot (a PROMPT, or text piped
 on stdin, which comes first when both are given) and the REPL (`ossy.cli.repl`). Requests go to
@@ -28,6 +28,7 @@ from ossy.agent import parse_toolsets
 from ossy.cli.pull import pull_with_progress
 from ossy.cli.repl import Interpreter, Session, ToolOptions, history_path, parse_think, repl
 from ossy.client.local import connect
+from ossy.config import settings
 from ossy.errors import NotFoundError, OssyError
 from ossy.tools.base import APPROVALS, MODES, Policy
 
@@ -103,8 +104,9 @@ def tool_options(args: argparse.Namespace, stdin_is_terminal: bool):
         raise OssyError(f"--workspace: {args.workspace} is not a directory")
     policy = Policy(mode=args.mode, approvals=args.approve, dry_run=args.dry_run, network=args.network,
                     allow_unsandboxed=args.unsandboxed)
-    return ToolOptions(policy=policy, workspace=Path(args.workspace).expanduser(), max_steps=args.max_steps,
-                       ask_in_terminal=stdin_is_terminal)
+    s = settings()
+    return ToolOptions(home=s.home, search_url=s.search_url, policy=policy, workspace=Path(args.workspace).expanduser(),
+                       max_steps=args.max_steps, ask_in_terminal=stdin_is_terminal)
 
 
 def pull_if_missing(client, model: str) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ossy.store.bundled import install_missing
 from ossy.config import settings
 from ossy.store import Library
+from ossy.store.bundled import install_missing
 
 
 def register(subparsers) -> None:
@@ -37,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     library.store.sweep()  # what a killed create left behind
     for problem in install_missing(library):  # the bundled nano, the first time
         print(f"warning: {problem}", file=sys.stderr)
-    app = create_app(LocalEngine(s), library=library, settings=s)
+    app = create_app(LocalEngine.from_settings(s), library=library, settings=s)
     serve(app, host, port)
     return 0

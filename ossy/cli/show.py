@@ -1,4 +1,4 @@
-"""`ossy show MODEL`: what a model is, laid out like `ollama show` (ollama-reference §1.3).
+"""`ossy show MODEL`: what a model is, laid out like `ollama show` (docs/reference/ollama-reference.md §1.3).
 
 Owns: the `show` subcommand and `render_show`, the text of the Model / Capabilities / Parameters /
 Tools / Metadata / Parameter counts / Memory / Compute / Tensors / System / License sections of an
@@ -17,11 +17,11 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ossy.store.bundled import bundled
 from ossy.config import settings
 from ossy.errors import NotFoundError
 from ossy.format import human_bytes, human_number
 from ossy.store import Library, Model, parse_name
+from ossy.store.bundled import bundled
 from ossy.store.show import checkpoint_info, modelfile_text, parameters_text, show_info
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `ossy --help` and store commands start fast
@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.modelfile:
         print(f"FROM {path.resolve()}")
     elif not (args.template or args.parameters or args.system):  # a bare checkpoint has none of these
-
-        info = checkpoint_info(checkpoint, args.verbose, local_memory(), license=license)
+        s = settings()
+        info = checkpoint_info(checkpoint, args.verbose, local_memory(), license=license, kernels=s.kernels,
+                               threads=s.num_threads)
         print(render_show(info, verbose=args.verbose), end="")
     return 0
 
@@ -187,7 +188,8 @@ def _shape(shape) -> str:
 
 def show_named(args: argparse.Namespace) -> int:
     """`ossy show NAME [--modelfile|--template|--system|--parameters|--license|--verbose]`."""
-    library = Library.from_settings()
+    s = settings()
+    library = Library.from_settings(s)
     model = get_or_hint(library, args.model)
     if args.modelfile:
         text = modelfile_text(model)
@@ -202,8 +204,8 @@ def show_named(args: argparse.Namespace) -> int:
     else:
         from ossy.chat.models import StoreResolver  # lazy: torch, kept out of `ossy --help`
 
-        resolver = StoreResolver(library, default_num_ctx=settings().context_length)
-        info = show_info(model, args.verbose, local_memory(resolver, args.model))
+        resolver = StoreResolver(library, default_num_ctx=s.context_length)
+        info = show_info(model, args.verbose, local_memory(resolver, args.model), s.kernels, s.num_threads)
         text = render_show(info, verbose=args.verbose, tools=True)
     print(text, end="" if not text or text.endswith("\n") else "\n")
     return 0

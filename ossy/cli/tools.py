@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ossy.cli.ps import table
+from ossy.config import settings
 from ossy.errors import OssyError
 from ossy.tools import Executor, Policy, ToolContext, terminal_approver
 from ossy.tools.base import APPROVALS, MODES
@@ -93,7 +94,9 @@ def run_show(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     registry = _registry()
     tool = registry.get(args.name)
-    ctx = ToolContext(workspace=_workspace(args.workspace), policy=_policy(args, tool), conversation="cli")
+    s = settings()
+    ctx = ToolContext(workspace=_workspace(args.workspace), policy=_policy(args, tool), conversation="cli",
+                      home=s.home, search_url=s.search_url)
     approver = terminal_approver() if is_terminal(sys.stdin) else None
     try:
         result = Executor(registry, ctx, approver=approver).call(args.name, args.arguments)

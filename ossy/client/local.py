@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ossy.store.bundled import install_missing
 from ossy.client.client import Client, server_running
 from ossy.config import settings
 from ossy.errors import OssyError
 from ossy.store import Library
+from ossy.store.bundled import install_missing
 
 
 class LocalServer:
@@ -74,9 +74,10 @@ def default_app():
         raise OssyError(f"no ossy server is running and the in-process one cannot start ({e}); "
                         "start one with `ossy serve`") from None
 
-    library = Library.from_settings()
+    s = settings()
+    library = Library.from_settings(s)
     install_missing(library)  # as `ossy serve` does when it starts: the bundled nano, the first time
-    return create_app(LocalEngine(), library=library)
+    return create_app(LocalEngine.from_settings(s), library=library, settings=s)
 
 
 @contextmanager

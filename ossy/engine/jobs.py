@@ -19,8 +19,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ossy.engine.protocol import (ContextOverflowError, Event, ExpertCounts, Finished, FinishReason,
-                                  GenerateRequest, Stats, Token)
+from ossy.engine.protocol import (
+    ContextOverflowError,
+    Event,
+    ExpertCounts,
+    Finished,
+    FinishReason,
+    GenerateRequest,
+    Stats,
+    Token,
+)
 from ossy.engine.sampling import Sampler
 from ossy.model.cache import KVCache
 

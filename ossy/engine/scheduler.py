@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 import torch
 
 from ossy.config import Settings
-from ossy.config import settings as read_settings
 from ossy.engine.jobs import Job, Slot, Stream, admit_prompt, common_prefix, routing_counts
 from ossy.engine.protocol import Embeddings, ExpertCounts, GenerateRequest, LoadedModel, ModelRef, QueueFullError
 from ossy.engine.sampling import Sampler, nothing_allowed
@@ -140,20 +139,21 @@ class Resident:
 
 
 class LocalEngine:
-    """`LocalEngine(settings())`; keyword arguments override the settings (tests)."""
+    """The engine in this process; `LocalEngine.from_settings(settings)` as `ossy serve` runs it."""
 
-    def __init__(self, settings: Settings | None = None, *, num_parallel: int | None = None,
-                 max_queue: int | None = None, keep_alive: float | None = None, dtype: str = "bfloat16",
+    def __init__(self, *, num_parallel: int = 4, max_queue: int = 512, keep_alive: float = 300.0,
+                 kernels: str = "auto", threads: int | None = None, dtype: str = "bfloat16",
                  rewind: int = DEFAULT_REWIND, loader: Callable[[ModelRef, str], LanguageModel] | None = None,
                  memory: Callable[[], int | None] = available_memory) -> None:
-        """`memory()`: the bytes a model may still take (the check before each load)."""
-        s = settings or read_settings()
-        loader = loader or functools.partial(load_checkpoint, kernels=s.kernels, threads=s.num_threads)
-        self.kernels, self.threads, self.memory = s.kernels, s.num_threads, memory
+        """`num_parallel` decode slots, `max_queue` waiting requests, `keep_alive` seconds an idle
+        model stays loaded (< 0: forever), the native `kernels` on `threads` (`ossy.model.native`);
+        `memory()`: the bytes a model may still take (the check before each load)."""
+        loader = loader or functools.partial(load_checkpoint, kernels=kernels, threads=threads)
+        self.kernels, self.threads, self.memory = kernels, threads, memory
         self._runs_native: bool | None = None  # `_native()`'s answer
-        self.num_parallel = max(1, num_parallel or s.num_parallel)
-        self.max_queue = max_queue if max_queue is not None else s.max_queue
-        self.keep_alive = keep_alive if keep_alive is not None else s.keep_alive
+        self.num_parallel = max(1, num_parallel)
+        self.max_queue = max_queue
+        self.keep_alive = keep_alive
         self.dtype, self.rewind, self.loader = dtype, rewind, loader
         self._cond = threading.Condition()
         self._waiting: deque[Job] = deque()  # admitted by submit, not yet in a slot
@@ -165,6 +165,13 @@ class LocalEngine:
         self._last_error: str | None = None
         self._restarts = 0
         self._start_worker()
+
+    @classmethod
+    def from_settings(cls, s: Settings, **options) -> "LocalEngine":
+        """The engine `s` describes (OSSY_NUM_PARALLEL, OSSY_MAX_QUEUE, OSSY_KEEP_ALIVE, OSSY_KERNELS,
+        OSSY_NUM_THREADS); `options` as `LocalEngine`'s."""
+        return cls(num_parallel=s.num_parallel, max_queue=s.max_queue, keep_alive=s.keep_alive, kernels=s.kernels,
+                   threads=s.num_threads, **options)
 
     # ---- the Engine protocol (event loop side) --------------------------------------------------
     async def submit(self, request: GenerateRequest):

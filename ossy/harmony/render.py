@@ -25,15 +25,15 @@ The mapping (`conversation()`), in the order the harmony messages are rendered:
   `<|constrain|>json`, content = `arguments` (a JSON string as given; a dict is written as
   compact JSON), ended by `<|call|>` (the form harmony replays, recipient before channel). A
   call to a built-in (`python`, `browser.*`) goes to that name on `analysis` with content type
-  `code`, as the model generates it (spec §5).
+  `code`, as the model generates it (docs/reference/gpt-oss-spec.md §5.5).
 * **tool** -> author `functions.{name}` to `assistant` on `commentary`, content = the result;
   a built-in's result is authored by its own name on `analysis`.
   `name` is the message's `name`, else the name of the earlier tool call whose `id` is
   `tool_call_id`.
 * Content may be a string or a list of OpenAI text parts (joined without separator). Empty or
   missing content makes no message. Other roles or part types raise `RenderError`.
-* Chain of thought: as openai-harmony's `auto_drop_analysis` (spec §5.6): if the last assistant
-  message is `final`, the `analysis` messages before the first `final` message are dropped;
+* Chain of thought: as openai-harmony's `auto_drop_analysis` (docs/reference/gpt-oss-spec.md §5.6):
+  if the last assistant message is `final`, the `analysis` messages before the first `final` message are dropped;
   while a tool loop is open (last assistant message not final) everything is kept.
 
 `render()` returns the tokens of all that plus `<|start|>assistant`. An agent loop that holds raw

@@ -1,4 +1,4 @@
-"""The gpt-oss forward pass: every piece of model math, in one file (spec §2).
+"""The gpt-oss forward pass: every piece of model math, in one file (docs/reference/gpt-oss-spec.md §2).
 
 Owns: RMSNorm, YaRN RoPE, attention with learned sinks and sliding windows, the top-k router,
 the clamped SwiGLU experts, and `GptOss`, which holds the weights of a checkpoint and runs token

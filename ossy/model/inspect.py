@@ -1,7 +1,7 @@
 """Parameter counts and memory needs of a gpt-oss model, from its config alone (no weights).
 
 Owns: splitting the parameters into components (embedding, attention, routers, experts, norms,
-unembedding), the active-per-token count of spec §6 (k experts + routers + attention +
+unembedding), the active-per-token count of docs/reference/gpt-oss-spec.md §6 (k experts + routers + attention +
 unembedding; embedding and norms not counted), MXFP4 byte sizes (17 bytes per 32 values) and
 `estimate_memory`, the one memory estimate: weights as loaded, KV caches as `ossy.model.cache`
 allocates them, a step's transient buffers and the process itself.
@@ -41,7 +41,7 @@ class ParameterCounts:
 
     @property
     def active(self) -> int:
-        """Used per token: k experts + routers + attention + unembedding (spec §6)."""
+        """Used per token: k experts + routers + attention + unembedding (docs/reference/gpt-oss-spec.md §6)."""
         return (self.experts * self.experts_per_token // self.num_experts
                 + self.routers + self.attention + self.unembedding)
 

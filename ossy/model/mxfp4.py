@@ -8,7 +8,7 @@ recently used ones in a bounded `ExpertCache`).
 Does not own: reading or writing checkpoint files (`ossy.model.weights`) or the expert math
 (`ossy.model.gptoss`).
 
-Layout (spec §3.1): a matrix W[out, in] is stored as blocks uint8[out, in/32, 16] and scales
+Layout (docs/reference/gpt-oss-spec.md §3.1): a matrix W[out, in] is stored as blocks uint8[out, in/32, 16] and scales
 uint8[out, in/32]; byte k of a block holds element 2k in its low nibble and 2k+1 in its high
 nibble; value = E2M1(code) * 2**(scale - 127).
 """

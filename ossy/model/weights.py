@@ -93,7 +93,7 @@ def _original_stored(name: str, shape: tuple[int, ...], config: GptOssConfig) ->
 
 
 def _original_config(config: GptOssConfig) -> dict:
-    """`original/config.json` (spec §1.2) for `config`."""
+    """`original/config.json` (docs/reference/gpt-oss-spec.md §1.2) for `config`."""
     return {
         "num_hidden_layers": config.num_hidden_layers,
         "num_experts": config.num_local_experts,

@@ -1,6 +1,6 @@
 '''Modelfiles: parse them, check them, write them back; and the gpt-oss library defaults.
 
-A Modelfile is Ollama's recipe for a model (ollama-reference §3): `FROM` (required), then any of
+A Modelfile is Ollama's recipe for a model (docs/reference/ollama-reference.md §3): `FROM` (required), then any of
 `PARAMETER name value` (repeat `stop` for several), `TEMPLATE`, `SYSTEM`, `ADAPTER`, `LICENSE`
 (repeatable), `MESSAGE system|user|assistant text`, `REQUIRES x.y.z`, one instruction per
 line, names in any case, `#` comments on their own lines. Values are bare (to the end of the

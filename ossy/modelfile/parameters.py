@@ -1,6 +1,6 @@
 """Every PARAMETER a Modelfile may set: its type, its valid range, and how its value is written.
 
-Owns the table of Ollama's options (ollama-reference §3.3), turning a PARAMETER's text into a
+Owns the table of Ollama's options (docs/reference/ollama-reference.md §3.3), turning a PARAMETER's text into a
 typed value (int, float, bool, or a list of strings for `stop`) and back. Integers are decimal
 and fit in 64 bits, floats are finite decimals, booleans are Go's `strconv.ParseBool` words, as
 Ollama reads them. Ranges are ossy's own checks; Ollama has none. Does not read Modelfile

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ossy.config import settings
 from ossy.errors import OssyError
 from ossy.sandbox.spec import MODES, Backend, Limits, Spec
 
@@ -210,7 +209,7 @@ def _bwrap_args(bwrap: str, spec: Spec, workspace: Path, cwd: Path, scratch: Pat
     if spec.mode == "full-access":
         return [*args, "--bind", "/", "/", "--proc", "/proc", "--chdir", str(cwd)], []
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    hidden = _hidden_dirs()
+    hidden = _hidden_dirs(spec.hidden)
     args += _tmpfs(p for p in hidden if workspace not in p.parents)
     args += ["--bind" if spec.mode == "workspace-write" else "--ro-bind", str(workspace), str(workspace)]
     args += _tmpfs(p for p in hidden if workspace in p.parents)
@@ -225,9 +224,9 @@ def _bwrap_args(bwrap: str, spec: Spec, workspace: Path, cwd: Path, scratch: Pat
     return [*args, "--dir", SANDBOX_HOME, "--chdir", str(cwd)], placeholders
 
 
-def _hidden_dirs() -> list[Path]:
-    """Directories covered by an empty tmpfs: the user's home, /root, the ossy home."""
-    candidates = [Path("/root"), settings().home]
+def _hidden_dirs(extra: Sequence[Path]) -> list[Path]:
+    """Directories covered by an empty tmpfs: the user's home, /root, and `extra` (the ossy home)."""
+    candidates = [Path("/root"), *map(Path, extra)]
     try:
         candidates.insert(0, Path.home())
     except RuntimeError:

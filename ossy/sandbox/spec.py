@@ -31,6 +31,7 @@ class Spec:
     cwd: Path | None = None  # working directory (inside the workspace); default the workspace
     env: Mapping[str, str] = field(default_factory=dict)  # added after scrubbing (never host secrets)
     read_only: Sequence[Path] = ()  # extra host paths to show read-only (e.g. the python install)
+    hidden: Sequence[Path] = ()  # host directories covered by an empty tmpfs besides HOME and /root (the ossy home)
 
 
 @dataclass(frozen=True)

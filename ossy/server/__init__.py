@@ -7,7 +7,7 @@ per request) and `serve(app, host)` (uvicorn on
 `host:port`). Every route translates its request into an `ossy.chat.ChatRequest`; the chat
 layer runs it over the engine (`ossy.engine.protocol`), so a stub engine tests every route.
 
-Errors (ollama-reference §2): an `OssyError` carries its status (400 bad request, 404 unknown
+Errors (docs/reference/ollama-reference.md §2): an `OssyError` carries its status (400 bad request, 404 unknown
 model, 503 queue full with Retry-After); the body is `{"error": "..."}` on /api and
 `{"error": {"message", "type", "param", "code"}}` on /v1. An unknown route is a 404 in the same
 shapes, a JSON body nested too deep or any other malformed input a 400. Anything else is a bug,
@@ -79,6 +79,7 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
         resolver = StoreResolver(library, default_num_ctx=settings.context_length)
     metrics = Metrics(engine, settings.home)
     state = State(engine=engine, resolver=resolver, library=library, create_root=settings.create_root,
+                  settings=settings,
                   responses=ResponseStore(settings.home / "responses"), on_turn=metrics.observe_turn)
 
     @contextlib.asynccontextmanager

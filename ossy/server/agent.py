@@ -211,7 +211,8 @@ def register(app: FastAPI, state: State) -> None:
         body = await parse_body(request, AgentBody)
         model = await state.resolve(body.model)
 
-        toolbox = Toolbox.open(parse_toolsets(body.toolsets), policy=Policy(), workspace=state.workspace,
+        toolbox = Toolbox.open(parse_toolsets(body.toolsets), home=state.settings.home, search_url=state.settings.search_url,
+                               policy=Policy(), workspace=state.workspace,
                                conversation=f"page-{state.request_id()}")  # unknown toolset: 400 here
         run = _Run(asyncio.get_running_loop())
         toolbox.executor.approver = _approver(approvals, run)

@@ -1,6 +1,6 @@
 """Ollama's native API (`/api/...`): request and response shapes, NDJSON streaming, stats.
 
-Owns: the /api routes and their JSON (ollama-reference §2): chat, generate, embed, embeddings,
+Owns: the /api routes and their JSON (docs/reference/ollama-reference.md §2): chat, generate, embed, embeddings,
 tags, show, create, pull, push, blobs, copy, delete, ps, version (`GET /` is `ossy.server.page`'s). Requests are translated into `ossy.chat.ChatRequest`
 and run by the same `Turn` the OpenAI layer uses; this module only shapes the output.
 
@@ -589,7 +589,9 @@ async def _load_or_unload(state: State, model, body, started: int, empty: dict):
 
 def _show(state: State, name: str, verbose: bool) -> dict:
     model = _library(state).get(name)
-    return show_info(model, verbose, memory_of(state.resolver, name, state.engine.memory_estimate))
+    s = state.settings
+    return show_info(model, verbose, memory_of(state.resolver, name, state.engine.memory_estimate), s.kernels,
+                     s.num_threads)
 
 
 async def _received(request: Request):

@@ -5,8 +5,8 @@ Owns: translating OpenAI requests into `ossy.chat.ChatRequest` and the turn's ch
 OpenAI's JSON and SSE. The same `Turn` runs the native API (Ollama's middleware/openai.go idea:
 translate, don't duplicate). `/v1/responses` is in `ossy.server.responses`.
 
-Fixes over Ollama's layer (ollama-reference §2.5, §7 F): fields a request leaves out never
-override the model's Modelfile PARAMETERs (#17744); `max_completion_tokens`, `n`, `tool_choice`
+Fixes over Ollama's layer (docs/reference/ollama-reference.md §2.5, §7 F): fields a request leaves out never
+override the model's Modelfile PARAMETERs (ollama/ollama#17744); `max_completion_tokens`, `n`, `tool_choice`
 (none/auto/required/named), `developer` messages are honoured; reasoning is returned as both
 `reasoning_content` and `reasoning`; several tool calls stream as deltas with their `index`.
 Extensions: `top_k`, `min_p`, `repeat_penalty` and an Ollama `options` object are read too.
@@ -31,8 +31,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from ossy.chat import (ChatRequest, RequestError, TextChunk, ToolCallArgs, ToolCallChunk, ToolCallStart, check_options,
-                       check_tools)
+from ossy.chat import (
+    ChatRequest,
+    RequestError,
+    TextChunk,
+    ToolCallArgs,
+    ToolCallChunk,
+    ToolCallStart,
+    check_options,
+    check_tools,
+)
 from ossy.chat.constraint import check_format
 from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level

@@ -27,8 +27,7 @@ from fastapi.responses import JSONResponse
 from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, check_tools
 from ossy.errors import NotFoundError, OssyError
 from ossy.server.http import StreamResponse, log, parse_body, sse
-from ossy.server.openai import (SSE, _Body, effort_of, options_of, response_format_of,
-                                tool_choice_of)
+from ossy.server.openai import SSE, _Body, effort_of, options_of, response_format_of, tool_choice_of
 from ossy.server.state import State
 
 

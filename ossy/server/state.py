@@ -16,9 +16,11 @@ from typing import Callable
 import anyio
 
 from ossy.chat import ChatRequest, Turn
+from ossy.config import Settings
 from ossy.engine.protocol import Engine, ModelResolver, ResolvedModel, Stats
 from ossy.server.response_store import ResponseStore
 from ossy.store import Library
+
 
 @dataclass
 class State:
@@ -29,6 +31,7 @@ class State:
     responses: ResponseStore = field(default_factory=lambda: ResponseStore(None))  # /v1/responses store
     on_turn: Callable[[str, Stats], None] | None = None  # each finished turn's stats (the metrics)
     workspace: Path = field(default_factory=Path.cwd)  # where the page's tools act (`ossy.server.agent`)
+    settings: Settings | None = None  # the server's: the page's tools and `show`'s compute use them
     started: float = field(default_factory=time.time)
     _ids: itertools.count = field(default_factory=itertools.count)
 

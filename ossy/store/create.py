@@ -30,12 +30,13 @@ from pathlib import Path
 from ossy.errors import NotFoundError, OssyError
 from ossy.format import human_number
 from ossy.modelfile import Modelfile, gptoss_defaults
-from ossy.template import TemplateError, parse as parse_template
 from ossy.store import manifest as mt
+from ossy.store.files import StoreLock
 from ossy.store.manifest import Layer, Manifest
 from ossy.store.names import InvalidNameError, ModelName, parse_name
-from ossy.store.files import StoreLock
 from ossy.store.store import Counter, Library, Model, Progress, Transaction, disk_space, safe_relative
+from ossy.template import TemplateError
+from ossy.template import parse as parse_template
 
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".jinja")  # what a checkpoint directory keeps
 GGUF_MAGIC = b"GGUF"

@@ -4,7 +4,7 @@ Owns: the media types (Ollama's, plus ossy's checkpoint-file and tools layers), 
 `Manifest` with their JSON form, and `digest_of`.
 Does not own: where manifests and blobs are kept (`ossy.store.store`).
 
-A manifest (ollama-reference §4):
+A manifest (docs/reference/ollama-reference.md §4):
     {"schemaVersion": 2, "mediaType": MANIFEST,
      "config": {"mediaType": CONFIG, "digest": "sha256:<hex>", "size": n},
      "layers": [{"mediaType": ..., "digest": ..., "size": ..., "name": ...}, ...]}

@@ -89,9 +89,11 @@ def capabilities(model: Model) -> tuple[str, ...]:
     return ("completion",) + ("tools",) * (".Tools" in template) + ("thinking",) * (".Think" in template)
 
 
-def show_info(model: Model, verbose: bool = False, memory: MemoryOf | None = None) -> dict:
+def show_info(model: Model, verbose: bool = False, memory: MemoryOf | None = None, kernels: str = "auto",
+              threads: int | None = None) -> dict:
     """The /api/show body of a stored model; what its weights say (model_info, and with
-    `verbose` tensors, counts, memory) when ossy can read them, else what its config blob says."""
+    `verbose` tensors, counts, memory, and what computes it with `kernels` on `threads`) when
+    ossy can read them, else what its config blob says."""
     out = {"license": "\n".join(model.licenses), "modelfile": modelfile_text(model),
            "parameters": parameters_text(model.parameters), "template": model.template or "",
            "system": model.system or "", "details": details(model), "messages": model.messages,
@@ -101,18 +103,18 @@ def show_info(model: Model, verbose: bool = False, memory: MemoryOf | None = Non
         out["toolsets"] = list(model.tools)
     checkpoint = _open_weights(model)
     if checkpoint is not None:
-        out.update(_weights_info(checkpoint, verbose, memory))
+        out.update(_weights_info(checkpoint, verbose, memory, kernels, threads))
         out["details"] = {**out["details"], **_weights_details(checkpoint, out["details"])}
     return out
 
 
 def checkpoint_info(checkpoint: Checkpoint, verbose: bool = False, memory: MemoryOf | None = None,
-                    license: str | None = None) -> dict:
+                    license: str | None = None, kernels: str = "auto", threads: int | None = None) -> dict:
     """The /api/show body of a checkpoint on disk (no Modelfile: no parameters, system, template)."""
     out = {"license": license or "", "modelfile": f"FROM {checkpoint.path.resolve()}\n", "parameters": "",
            "template": "", "system": "", "messages": [], "capabilities": list(DEFAULT_CAPABILITIES),
            "details": _weights_details(checkpoint, {"parent_model": "", "family": "gptoss", "families": ["gptoss"]})}
-    out.update(_weights_info(checkpoint, verbose, memory))
+    out.update(_weights_info(checkpoint, verbose, memory, kernels, threads))
     return out
 
 
@@ -143,7 +145,8 @@ def _weights_details(checkpoint: Checkpoint, base: dict) -> dict:
             "quantization_level": checkpoint.expert_precision}
 
 
-def _weights_info(checkpoint: Checkpoint, verbose: bool, memory: MemoryOf | None) -> dict:
+def _weights_info(checkpoint: Checkpoint, verbose: bool, memory: MemoryOf | None, kernels: str,
+                  threads: int | None) -> dict:
     from ossy.model.inspect import count_parameters, precision_counts
 
     c = checkpoint.config
@@ -173,21 +176,19 @@ def _weights_info(checkpoint: Checkpoint, verbose: bool, memory: MemoryOf | None
         e = memory(c)
         out["memory"] = {"num_ctx": e.num_ctx, "slots": e.slots, "weights": e.weights, "kv_cache": e.kv_cache,
                          "compute": e.compute, "runtime": e.runtime, "total": e.total}
-    out["compute"] = _compute(checkpoint)
+    out["compute"] = _compute(checkpoint, kernels, threads)
     return out
 
 
-def _compute(checkpoint: Checkpoint) -> dict:
-    """What would run the model here (OSSY_KERNELS, OSSY_NUM_THREADS, this CPU, the library)."""
-    from ossy.config import settings
+def _compute(checkpoint: Checkpoint, choice: str, threads: int | None) -> dict:
+    """What would run the model here (OSSY_KERNELS `choice`, OSSY_NUM_THREADS, this CPU, the library)."""
     from ossy.model.native import NAMES, open_kernels, physical_cores
 
-    s = settings()
-    kernels = open_kernels(s.kernels, s.num_threads)
+    kernels = open_kernels(choice, threads)
     if kernels is None or checkpoint.expert_precision != "MXFP4":
-        why = "OSSY_KERNELS=torch" if s.kernels == "torch" else "experts are not MXFP4" \
+        why = "OSSY_KERNELS=torch" if choice == "torch" else "experts are not MXFP4" \
             if checkpoint.expert_precision != "MXFP4" else "the native kernels are not built or this CPU lacks AVX2"
         return {"path": f"PyTorch ({why})"}
     label = {"avx512": "AVX512-BF16", "avx2": "AVX2"}[NAMES[kernels.level]]
     return {"path": f"ossy native kernels, {label} (MoE experts on the MXFP4 bytes; bf16 decode projections)",
-            "threads": s.num_threads or physical_cores()}
+            "threads": threads or physical_cores()}

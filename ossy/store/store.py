@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
+from ossy.config import Settings
 from ossy.errors import NoSpaceError, NotFoundError, OssyError
 from ossy.format import human_bytes
 from ossy.store import manifest as mt
@@ -665,10 +666,8 @@ class Library:
         self.ollama = ollama
 
     @classmethod
-    def from_settings(cls, settings=None) -> "Library":
-        from ossy.config import settings as read_settings
-
-        s = settings or read_settings()
+    def from_settings(cls, s: Settings) -> "Library":
+        """ossy's store (OSSY_MODELS) and the Ollama store (OLLAMA_MODELS) of `s`."""
         same = s.ollama_models.resolve() == s.models.resolve()
         return cls(Store(s.models), None if same else Store(s.ollama_models, read_only=True))
 

@@ -18,17 +18,46 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ossy.template.errors import GoError, TemplateError
-from ossy.template.funcs import BUILTINS, GoFunc, as_go_func, call_value, indirect
-from ossy.template.funcs import indirect_interface
+from ossy.template.funcs import BUILTINS, GoFunc, as_go_func, call_value, indirect, indirect_interface
 from ossy.template.gofmt import quote, sprint, sprintf
-from ossy.template.nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode,
-                                 CommandNode, CommentNode, ContinueNode, DotNode, FieldNode,
-                                 IdentifierNode, ListNode, NilNode, Node, NumberNode, PipeNode,
-                                 StringNode, TemplateNode, TextNode, Tree, VariableNode,
-                                 error_context)
+from ossy.template.nodes import (
+    ActionNode,
+    BoolNode,
+    BranchNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    CommentNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    Tree,
+    VariableNode,
+    error_context,
+)
 from ossy.template.parser import parse as parse_trees
-from ossy.template.values import (INVALID, Iface, Struct, element, is_true, kind, map_zero,
-                                  methods, struct_field, type_name, unwrap)
+from ossy.template.values import (
+    INVALID,
+    Iface,
+    Struct,
+    element,
+    is_true,
+    kind,
+    map_zero,
+    methods,
+    struct_field,
+    type_name,
+    unwrap,
+)
 
 MISSINGKEY = ("default", "invalid", "zero", "error")
 MAX_EXEC_DEPTH = 100000

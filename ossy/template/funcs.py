@@ -17,8 +17,21 @@ from urllib.parse import quote_plus
 
 from ossy.template.errors import GoError
 from ossy.template.gofmt import sprint, sprintf, sprintln
-from ossy.template.values import (INVALID, GoSlice, Iface, NilPointer, Struct, Uint8, element,
-                                  is_nil_slice_or_map, is_true, kind, map_zero, type_name)
+from ossy.template.values import (
+    INVALID,
+    GoSlice,
+    Iface,
+    NilPointer,
+    Struct,
+    Uint8,
+    element,
+    is_nil_slice_or_map,
+    is_true,
+    kind,
+    map_zero,
+    type_name,
+)
+
 
 @dataclass(frozen=True)
 class GoFunc:

@@ -18,8 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from ossy.template.errors import TemplateError
-from ossy.template.values import Iface, NilPointer, Struct, element, kind, methods, type_name
-from ossy.template.values import unwrap
+from ossy.template.values import Iface, NilPointer, Struct, element, kind, methods, type_name, unwrap
 
 _LDIGITS = "0123456789abcdefx"
 _UDIGITS = "0123456789ABCDEFX"

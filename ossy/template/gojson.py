@@ -13,8 +13,7 @@ from typing import Any
 
 from ossy.template.errors import GoError
 from ossy.template.gofmt import format_float
-from ossy.template.values import INVALID, GoMap, GoSlice, NilPointer, Struct, kind, type_name
-from ossy.template.values import unwrap
+from ossy.template.values import INVALID, GoMap, GoSlice, NilPointer, Struct, kind, type_name, unwrap
 
 _SHORT = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
           "\t": "\\t"}

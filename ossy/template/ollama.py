@@ -1,6 +1,6 @@
 """Rendering chat prompts the way Ollama does with a Modelfile TEMPLATE.
 
-Owns, after ollama/ollama template/template.go (ollama-reference §3.4):
+Owns, after ollama/ollama template/template.go (docs/reference/ollama-reference.md §3.4):
   * Ollama's template functions: `json`, `currentDate`, `yesterdayDate` (YYYY-MM-DD; arguments
     ignored) and `toTypeScriptType`;
   * the values templates see: `.System .Prompt .Response .Suffix .Messages .Tools .Think
@@ -29,8 +29,17 @@ from ossy.template.errors import GoError, TemplateError
 from ossy.template.executor import Budget, Template, parse
 from ossy.template.funcs import GoFunc
 from ossy.template.gojson import marshal, quote_string
-from ossy.template.nodes import (ActionNode, BranchNode, CommandNode, FieldNode, ListNode, Node,
-                                 PipeNode, TemplateNode, VariableNode)
+from ossy.template.nodes import (
+    ActionNode,
+    BranchNode,
+    CommandNode,
+    FieldNode,
+    ListNode,
+    Node,
+    PipeNode,
+    TemplateNode,
+    VariableNode,
+)
 from ossy.template.values import GoMap, GoSlice, NilPointer, Struct
 
 THINK_LEVELS = ("high", "medium", "low", "max")

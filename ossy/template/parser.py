@@ -14,11 +14,32 @@ import re
 from ossy.template.errors import TemplateError
 from ossy.template.gofmt import quote
 from ossy.template.lexer import Item, Lexer, T
-from ossy.template.nodes import (ActionNode, BoolNode, BranchNode, BreakNode, ChainNode,
-                                 CommandNode, CommentNode, ContinueNode, DotNode, ElseNode,
-                                 EndNode, FieldNode, IdentifierNode, ListNode, NilNode, Node,
-                                 NumberNode, PipeNode, StringNode, TemplateNode, TextNode, Tree,
-                                 VariableNode, is_empty_tree)
+from ossy.template.nodes import (
+    ActionNode,
+    BoolNode,
+    BranchNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    CommentNode,
+    ContinueNode,
+    DotNode,
+    ElseNode,
+    EndNode,
+    FieldNode,
+    IdentifierNode,
+    ListNode,
+    NilNode,
+    Node,
+    NumberNode,
+    PipeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    Tree,
+    VariableNode,
+    is_empty_tree,
+)
 
 MAX_STACK_DEPTH = 10000
 INT64 = 1 << 63

@@ -6,7 +6,7 @@ Parts:
     returns (`ToolResult`), where and under which `Policy` it runs (`ToolContext`), `ToolError`.
   * the toolsets `ossy.tools.{fs,shell,system,python,browser}`, each exposing
     `toolset() -> list[Tool]`; `ossy.tools.paths` keeps file arguments inside the workspace.
-  * `ossy.tools.registry`: `Registry` (the tools of some toolsets, imported on demand) and what
+  * `ossy.tools.registry`: `Registry` (the tools of some toolsets, the built-in ones by default) and what
     a name the model writes means ("functions.read_file", "linux.grep", "sys.df", "list_dir").
   * `ossy.tools.executor`: `Executor.call(name, arguments)`, the only way a tool runs.
   * `ossy.tools.audit`: `AuditLog`, one SQLite row per call in the ossy home.

@@ -79,11 +79,8 @@ class AuditLog:
         self._db: sqlite3.Connection | None = None
 
     @classmethod
-    def default(cls, home: Path | None = None) -> "AuditLog":
-        """The log in `home` (default: the ossy home)."""
-        if home is None:
-            from ossy.config import settings
-            home = settings().home
+    def default(cls, home: Path) -> "AuditLog":
+        """The log in the ossy home `home`."""
         return cls(Path(home) / "audit.sqlite")
 
     def record(self, *, conversation: str, tool: str, arguments: str, decision: str, decided_by: str,

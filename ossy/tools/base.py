@@ -86,7 +86,8 @@ class ToolContext:
     workspace: Path
     policy: Policy = field(default_factory=Policy)
     conversation: str = ""  # id written to the audit log
-    home: Path | None = None  # ossy home (document index); None: `ossy.config.settings().home`
+    home: Path = field(kw_only=True)  # the ossy home: the index and audit log; hidden from processes, never written
+    search_url: str = ""  # browser.search's web backend (a SearXNG-style JSON endpoint); empty: the local index
     state: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,7 +104,7 @@ class ToolContext:
         """The `ossy.sandbox.Spec` for a process this context starts."""
         return sandbox.Spec(workspace=self.workspace, mode=self.policy.mode,
                             network=self.policy.network if network is None else network,
-                            allow_unsandboxed=self.policy.allow_unsandboxed, cwd=cwd)
+                            allow_unsandboxed=self.policy.allow_unsandboxed, cwd=cwd, hidden=(self.home,))
 
 
 Handler = Callable[[dict, ToolContext], "ToolResult | str"]

@@ -256,9 +256,7 @@ def _checked_body(url: str, response) -> tuple[str, bytes]:
 
 def search_page(ctx: ToolContext, query: str, topn: int) -> Page:
     """Results from the configured web backend (network policy permitting), else the local index."""
-    from ossy.config import settings
-
-    backend = settings().search_url
+    backend = ctx.search_url
     if backend and ctx.policy.network:
         results = _web_search(backend, query, topn)
     else:

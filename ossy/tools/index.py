@@ -51,14 +51,11 @@ class Counts:
     removed: int = 0  # indexed files that no longer exist
 
 
-def index_path(home: Path | None = None) -> Path:
-    if home is None:
-        from ossy.config import settings
-        home = settings().home
+def index_path(home: Path) -> Path:
     return Path(home) / "index.sqlite"
 
 
-def connect(home: Path | None = None) -> sqlite3.Connection:
+def connect(home: Path) -> sqlite3.Connection:
     path = index_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path)
@@ -66,7 +63,7 @@ def connect(home: Path | None = None) -> sqlite3.Connection:
     return db
 
 
-def build(paths: Iterable[str | Path], home: Path | None = None) -> Counts:
+def build(paths: Iterable[str | Path], home: Path) -> Counts:
     """Index the text files under `paths` (files or directories), updating what changed."""
     counts = Counts()
     with closing(connect(home)) as db, db:
@@ -82,7 +79,7 @@ def build(paths: Iterable[str | Path], home: Path | None = None) -> Counts:
     return counts
 
 
-def clear(home: Path | None = None) -> int:
+def clear(home: Path) -> int:
     """Empty the index; returns how many documents it held."""
     with closing(connect(home)) as db, db:
         count = db.execute("SELECT count(*) FROM files").fetchone()[0]
@@ -91,13 +88,13 @@ def clear(home: Path | None = None) -> int:
     return count
 
 
-def documents(home: Path | None = None) -> list[tuple[str, str]]:
+def documents(home: Path) -> list[tuple[str, str]]:
     """(path, title) of every indexed document, by path."""
     with closing(connect(home)) as db:
         return db.execute("SELECT path, title FROM files ORDER BY path").fetchall()
 
 
-def document(path: str, home: Path | None = None) -> tuple[str, str] | None:
+def document(path: str, home: Path) -> tuple[str, str] | None:
     """(title, text) of the indexed document at `path`, or None."""
     if not index_path(home).exists():
         return None
@@ -106,7 +103,7 @@ def document(path: str, home: Path | None = None) -> tuple[str, str] | None:
                           "WHERE files.path = ?", (path,)).fetchone()
 
 
-def search(query: str, limit: int = 10, home: Path | None = None) -> list[Hit]:
+def search(query: str, limit: int, home: Path) -> list[Hit]:
     """Best matches first: all query words if any document has them all, else any of them."""
     words = re.findall(r"\w+", query)
     if not words or not index_path(home).exists():

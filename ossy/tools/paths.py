@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ossy.config import settings
 from ossy.tools.base import ToolContext, ToolError
 
 PATH_MAX = 4096  # bytes in a path (Linux PATH_MAX)
@@ -181,7 +180,7 @@ def _refuse_write(ctx: ToolContext, path: str, real: str, workspace: str) -> Non
     if protected is not None:
         raise _refused(path, f"is protected ({protected} configures code or credentials); "
                              "ask the user to change it")
-    home = os.path.realpath(ctx.home if ctx.home is not None else settings().home)
+    home = os.path.realpath(ctx.home)
     if within(real, home):
         raise _refused(path, f"is inside the ossy home {display(home)}, which tools may not change")
 

@@ -1,8 +1,8 @@
 """The tool catalogue: which tools a conversation has, and what a name the model writes means.
 
-Owns: the toolset names (`TOOLSETS`, each a module `ossy.tools.<name>` exposing
-`toolset() -> list[Tool]`, imported only when asked for), `Registry` (the tools of some
-toolsets, unique by name and alias, with checked schemas) and name resolution. Does not own the
+Owns: the built-in toolsets (`TOOLSETS`: name -> the `toolset()` of the module `ossy.tools.<name>`),
+`Registry` (the tools of some toolsets, unique by name and alias, with checked schemas; the
+toolsets are an argument, the built-in ones by default) and name resolution. Does not own the
 tools themselves (the toolset modules), calling them (`ossy.tools.executor`) or rendering them
 into a prompt (`ossy.harmony`, `ossy.template`).
 
@@ -17,16 +17,18 @@ Anything else ("browser.delete", "container.exec", "functions.nope") is unknown.
 
 from __future__ import annotations
 
-import importlib
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import jsonschema
 
 from ossy.errors import OssyError
+from ossy.tools import browser, fs, python, shell, system
 from ossy.tools.base import Tool
 
-# toolset name -> module exposing `toolset() -> list[Tool]`
-TOOLSETS = {name: f"ossy.tools.{name}" for name in ("fs", "shell", "system", "python", "browser")}
+Toolsets = Mapping[str, Callable[[], Iterable[Tool]]]  # toolset name -> its tools
+
+TOOLSETS: Toolsets = {"fs": fs.toolset, "shell": shell.toolset, "system": system.toolset, "python": python.toolset,
+                      "browser": browser.toolset}
 
 # Namespaces of the guides' TEMPLATEs -> the toolsets whose tools they may name.
 SEED_NAMESPACES = {
@@ -58,10 +60,10 @@ class Registry:
             self._tools[tool.name] = tool
 
     @classmethod
-    def from_toolsets(cls, names: Iterable[str] | str) -> "Registry":
-        """The tools of the named toolsets ("all" for every one; a string may list several,
+    def from_toolsets(cls, names: Iterable[str] | str, toolsets: Toolsets = TOOLSETS) -> "Registry":
+        """The tools of the named `toolsets` ("all" for every one; a string may list several,
         comma-separated: "fs,shell")."""
-        return cls(tool for name in _toolset_names(names) for tool in _load_toolset(name))
+        return cls(tool for name in _toolset_names(names, toolsets) for tool in toolsets[name]())
 
     def get(self, name: str) -> Tool | None:
         """The tool the model means by `name`, or None (see the module docstring)."""
@@ -76,7 +78,7 @@ class Registry:
 
     def _namespaced(self, name: str) -> Tool | None:
         namespace, dot, rest = name.partition(".")
-        toolsets = SEED_NAMESPACES.get(namespace, (namespace,) if namespace in TOOLSETS else ())
+        toolsets = SEED_NAMESPACES.get(namespace, (namespace,))
         tool = self._by_name.get(rest) if dot else None
         return tool if tool is not None and tool.toolset in toolsets else None
 
@@ -98,29 +100,15 @@ class Registry:
         return isinstance(name, str) and self.get(name) is not None
 
 
-def _toolset_names(names: Iterable[str] | str) -> list[str]:
+def _toolset_names(names: Iterable[str] | str, toolsets: Toolsets) -> list[str]:
     items = [names] if isinstance(names, str) else list(names)
     wanted = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
     if "all" in wanted:
-        return list(TOOLSETS)
-    unknown = [name for name in wanted if name not in TOOLSETS]
+        return list(toolsets)
+    unknown = [name for name in wanted if name not in toolsets]
     if unknown:
-        raise OssyError(f'unknown toolset "{unknown[0]}" (known: {", ".join(TOOLSETS)}, all)')
+        raise OssyError(f'unknown toolset "{unknown[0]}" (known: {", ".join(toolsets)}, all)')
     return list(dict.fromkeys(wanted))
-
-
-def _load_toolset(name: str) -> list[Tool]:
-    module_name = TOOLSETS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:  # a missing dependency inside the module is a bug: show it
-            raise
-        raise OssyError(f'toolset "{name}" is not available: module {module_name} is missing') from None
-    toolset = getattr(module, "toolset", None)
-    if not callable(toolset):
-        raise OssyError(f'toolset "{name}" is not available: {module_name} has no toolset() function')
-    return list(toolset())
 
 
 def _check_schema(tool: Tool) -> None:

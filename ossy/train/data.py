@@ -312,7 +312,7 @@ def _drill_item(rng: random.Random, split: str) -> str:
 def copy_drill(rng: random.Random, split: str, setting: Setting) -> Conversation:
     """A list of 4-16 made-up words, numbers of up to 10 digits and file paths to say back: every
     item can only come from the request, so the loss is lowered only by copying from the context,
-    which every answer from a tool result is made of (`benchmarks/tool_probe.py --drill`)."""
+    which every answer from a tool result is made of (`experiments/tool_probe.py --drill`)."""
     items = [_drill_item(rng, split) for _ in range(rng.randint(4, 16))]
     words = rng.choice((" ", ", ")).join(items)
     user = _pick(rng, F.REPEAT_PHRASINGS, split).format(words=words)
@@ -507,7 +507,7 @@ def repeated_runs(rng: random.Random, runs: int, alphabet: int) -> list[list[tup
     itself, weighted as `encode` weighs (the second run's tokens after its first, which cannot
     be known, are the targets). Copying is the only way to predict them: the steps that train on
     these first grow the copying heads (induction) that every answer from a tool result uses
-    (`benchmarks/copy_probe.py`, `benchmarks/tool_probe.py --copy-warmup`)."""
+    (`experiments/copy_probe.py`, `experiments/tool_probe.py --copy-warmup`)."""
     continuations = []
     for _ in range(runs):
         run = [rng.randrange(alphabet) for _ in range(rng.randint(8, 16))]

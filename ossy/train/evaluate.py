@@ -6,7 +6,7 @@ schema-valid arguments, right final answer), `run_case`, `answer_after_result` (
 `Report`. Replies come
 from a `ChatModel` (`ossy.agent.EngineModel`: prompt rendering, engine, harmony parser, exactly
 what `ossy run` and the server use), greedy. Does not own: the data (`ossy.train.data`) or any
-output format (`benchmarks/nano_quality.py` prints the report).
+output format (`evals/nano_quality.py` prints the report).
 
 Well-formed: the generation ended at `<|return|>` or `<|call|>` (not at the token limit) and the
 parser reported nothing (no truncated, missing or stray pieces, no repaired arguments).

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ossy.modelfile import Modelfile
 from ossy.model.weights import save_checkpoint
+from ossy.modelfile import Modelfile
 from ossy.train.model import TrainableGptOss
 
 NANO_PARAMETERS = {"temperature": 0.0, "num_ctx": 8192, "num_predict": 400}

@@ -5,7 +5,7 @@ reports the loss on the second copy, against chance (ln alphabet). A model that 
 toward 0. This is how nano's learning rate was chosen: every answer that repeats a name, an
 operand or a tool's output needs this ability.
 
-    .venv/bin/python benchmarks/copy_probe.py --lr 1e-3 --alphabet 64 --steps 600
+    .venv/bin/python experiments/copy_probe.py --lr 1e-3 --alphabet 64 --steps 600
 
 Measured (2-core CPU, 1 thread, about 3 min a run; loss after 600 steps, alphabet 64, chance 4.16):
 lr 3e-3 3.67, 2e-3 2.43 (step 500), 1e-3 0.087, 5e-4 0.136 (step 500).

@@ -2,11 +2,11 @@
 
 Asks "What files are in X?" and "List the files in X." for every directory name of the nano data
 (training and held-out pools), with the nano tools declared, greedy, low effort, and counts the
-replies whose only call is list_directory with {"path": X}. Not a bar of issue 8 (its right-tool
-figure checks the tool and schema-valid arguments); reported in the README.
+replies whose only call is list_directory with {"path": X}. Not one of nano_quality.py's bars (its right-tool
+figure checks the tool and schema-valid arguments); reported in evals/README.md.
 
 Reproduce (about 1 minute on 2 cores):
-    .venv/bin/python benchmarks/nano_path_copy.py --checkpoint ossy/bundled/nano
+    .venv/bin/python evals/nano_path_copy.py --checkpoint ossy/bundled/nano
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ rendering, engine, harmony parser: what `ossy run`, `ossy serve` and the agent u
 
 Reproduce (about 5-10 minutes on 2 cores a run):
     .venv/bin/python -m ossy.train /tmp/nano                          # train one
-    .venv/bin/python benchmarks/nano_quality.py --checkpoint /tmp/nano
-    .venv/bin/python benchmarks/nano_quality.py --checkpoint /tmp/nano --toolsets fs     # also: all, none
+    .venv/bin/python evals/nano_quality.py --checkpoint /tmp/nano
+    .venv/bin/python evals/nano_quality.py --checkpoint /tmp/nano --toolsets fs     # also: all, none
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-BARS = {"well_formed": 0.98, "right_tool": 0.95, "right_answer": 0.80, "named_result": 0.90}  # issue 20
+BARS = {"well_formed": 0.98, "right_tool": 0.95, "right_answer": 0.80, "named_result": 0.90}  # README.md's bar row
 
 
 def toolsets_of(value: str | None) -> tuple[str, ...] | None:

@@ -8,7 +8,7 @@ when it predicts both 1 and 3 after "= "), by operation. This is how nano's `res
 chosen: with every result digit weighted like any other token, the facts stayed near guessing
 while the copying around them (operands, "write", "So") was learned.
 
-    .venv/bin/python benchmarks/fact_probe.py --result-weight 4 --steps 600
+    .venv/bin/python experiments/fact_probe.py --result-weight 4 --steps 600
 
 Measured (2-core CPU, 2 threads, 9 min a run; held-out facts right, + / - / *):
 
