@@ -14,6 +14,6 @@ logging.getLogger("ossy").addHandler(logging.NullHandler())
 
 def load(path, dtype="bfloat16", **options):
     """Load a gpt-oss checkpoint directory; see `ossy.api.load` (options: kernels, threads...)."""
-    from ossy.api import load as _load
+    from ossy.api import load as _load  # lazy: torch; every `import ossy.x` runs this file
 
     return _load(path, dtype=dtype, **options)

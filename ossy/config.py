@@ -65,6 +65,27 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
     )
 
 
+DEFAULT_PORT = 11434  # Ollama's
+
+
+def parse_host(host: str) -> tuple[str, str, int]:
+    """`OSSY_HOST` ("127.0.0.1:11434", "0.0.0.0", ":8080", "myhost", "http://[::1]:11434/") ->
+    (scheme, address, port): scheme "http" unless given, address "" when left out (IPv6 without
+    its brackets), port `DEFAULT_PORT` unless given. A port that is not a number is an error."""
+    text = (host or "").strip().rstrip("/")
+    scheme, _, rest = text.rpartition("://")
+    if rest.startswith("["):
+        address, _, port = rest[1:].partition("]")
+        port = port.removeprefix(":")
+    elif rest.count(":") == 1:
+        address, port = rest.split(":")
+    else:
+        address, port = rest, ""
+    if port and not port.isdigit():
+        raise SettingsError(f"invalid host {host!r}: expected HOST:PORT such as 127.0.0.1:{DEFAULT_PORT}")
+    return scheme or "http", address, int(port) if port else DEFAULT_PORT
+
+
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 

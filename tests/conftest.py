@@ -1,6 +1,11 @@
 """Shared test fixtures: where the read-only reference data in ../shared lives, the tool audit
 log, and `server`: a live server over the stub engine's scripted model (`stub_engine.stub_server`),
-one per test module (a module that defines its own `server` uses that one)."""
+one per test module (a module that defines its own `server` uses that one).
+
+`require(ok, what)`: a test that needs something outside the repository (the reference data in
+../shared, Go, bubblewrap, a CPU path of the kernels) fails in CI when it is missing (`CI` set,
+as `.ci/run` runs), so a reference check can never vanish there; on a developer machine it is
+skipped with the same message."""
 
 from __future__ import annotations
 
@@ -19,10 +24,24 @@ os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(VOCAB))
 os.environ.setdefault("OSSY_HOME", tempfile.mkdtemp(prefix="ossy-test-home-"))
 
 
+def require(ok: object, what: str) -> None:
+    """Go on when `ok`; else fail in CI and skip elsewhere, saying `what` is missing."""
+    if not ok:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{what} (required in CI)")
+
+
+@pytest.fixture(scope="session")
+def bwrap() -> None:
+    """bubblewrap usable here (`make sandbox` installs it)."""
+    from ossy import sandbox
+
+    backend = sandbox.backend()
+    require(backend.name == "bwrap", f"bubblewrap unusable here: {backend.problem}")
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.skip("../shared is not beside the checkout")
+    require(SHARED.is_dir(), "../shared is not beside the checkout")
     return SHARED
 
 

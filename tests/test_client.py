@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from ossy.client import Client, base_url, server_running
 from ossy.client.local import LocalServer, connect
@@ -53,8 +54,7 @@ def respond(prompt_text: str, request) -> str:
 def live_server(tmp_path_factory):
     """A live native-API server over the stub engine, with models 'tiny' (SYSTEM, PARAMETER,
     LICENSE) in a temp OSSY_HOME."""
-    if not VOCAB.is_file():
-        pytest.skip("../shared/vocab is not beside the checkout")
+    require(VOCAB.is_file(), "../shared/vocab is not beside the checkout")
     from store_util import make_checkpoint
     from stub_engine import StubEngine
 

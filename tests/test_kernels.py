@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import require
 from store_util import make_checkpoint
 
 import ossy
@@ -106,7 +107,8 @@ def test_the_thread_count_changes_nothing(path):
 
 
 def test_bad_routing_is_refused_not_read_out_of_bounds():
-    kernels = native.open_kernels(PATHS[0]) if PATHS else pytest.skip("this CPU has neither AVX512-BF16 nor AVX2")
+    require(PATHS, "this CPU has neither AVX512-BF16 nor AVX2, or the kernels are not built (make kernels)")
+    kernels = native.open_kernels(PATHS[0])
     packed = experts(4, 64, 32, torch.bfloat16)
     h = torch.randn(2, 64).to(torch.bfloat16)
     with pytest.raises(RuntimeError, match="native MoE kernel failed"):

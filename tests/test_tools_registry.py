@@ -158,7 +158,7 @@ def test_the_built_in_toolsets():
 
 
 def test_openai_tools_render_in_harmony(registry):
-    from ossy.chat.prompt import BUILTIN_TOOLS
+    from ossy.harmony.typescript import BUILTIN_TOOLS
 
     tools = registry.openai_tools()
     assert tools[0] == {"type": "function", "function": {"name": "read_file", "description": "Read a file.\nMore text.",

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 from ossy.tools import shell
 from ossy.tools.audit import AuditLog
@@ -28,8 +29,7 @@ JQ_MISSING = shell.installed("jq") is None
 
 @pytest.fixture
 def needs_sandbox() -> None:
-    if shutil.which("bwrap", path=shell.UTILITY_PATH) is None:
-        pytest.skip("bubblewrap (bwrap) is not installed")
+    require(shutil.which("bwrap", path=shell.UTILITY_PATH), "bubblewrap (bwrap) is not installed (make sandbox)")
 
 
 @pytest.fixture

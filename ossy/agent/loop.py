@@ -37,15 +37,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Union
 
 from ossy.agent.model import ChatModel, Reply, ToolCall
+from ossy.harmony.render import REASONING_KEYS, SEPARATOR
 from ossy.tools.base import Policy, ToolContext, ToolResult
 from ossy.tools.executor import Executor
 from ossy.tools.registry import Registry
 
 NO_TOOLSETS = ("", "none", "off")
-# What `ossy.chat.turn` writes before a call returned as content (its SEPARATOR). Not imported:
-# `ossy.chat` loads torch.
-SEPARATOR = "\n\n"
-REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")  # as `ossy.harmony.render` reads them
 
 
 # ---- events --------------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ This module (and `ossy.agent`) imports nothing of `ossy.chat` or `ossy.engine` u
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
+
+from ossy.harmony.typescript import arguments_text
 
 OnText = Callable[[str, str], None]  # (field: "thinking" | "content", text)
 
@@ -101,18 +102,8 @@ def native_message(message: dict) -> dict:
 def _tool_call(call: dict, index: int) -> ToolCall:
     function = call.get("function") or {}
     name = str(function.get("name") or "")
-    return ToolCall(str(call.get("id") or f"call_{index}"), name, _arguments_text(name, function.get("arguments")),
+    return ToolCall(str(call.get("id") or f"call_{index}"), name, arguments_text(name, function.get("arguments")),
                     call.get("error"))
-
-
-def _arguments_text(name: str, arguments) -> str:
-    """The native API's arguments object back as the text the model wrote: the server sends
-    `python`'s raw code as {"code": ...} (`ossy.server.native.native_call`)."""
-    if isinstance(arguments, str):
-        return arguments
-    if name == "python" and isinstance(arguments, dict) and set(arguments) == {"code"}:
-        return str(arguments["code"])
-    return json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
 
 
 class EngineModel:
@@ -125,13 +116,13 @@ class EngineModel:
 
     def turn(self, messages: list[dict], tools: list[dict] | None, *, think=None, options: dict | None = None,
              on_text: OnText | None = None) -> Reply:
-        from ossy.chat.turn import ChatRequest
+        from ossy.chat.turn import ChatRequest  # lazy: torch, which ClientModel's users never need
 
         request = ChatRequest(messages=list(messages), tools=tools or None, think=think, options=dict(options or {}))
         return self._loop.run_until_complete(self._turn(request, on_text))
 
     async def _turn(self, request, on_text: OnText | None) -> Reply:
-        from ossy.chat.turn import Turn
+        from ossy.chat.turn import Turn  # lazy: torch, which ClientModel's users never need
 
         turn = Turn(self.engine, self.model, request)
         await turn.start()
@@ -151,15 +142,13 @@ class EngineModel:
 async def reply_of(turn, on_text: OnText | None = None) -> Reply:
     """Stream a started `ossy.chat.turn.Turn` to its end (text to `on_text`) and return its
     `Reply`; the turn is cancelled if this is (a client gone)."""
-    from ossy.chat.turn import TextChunk
+    from ossy.chat.turn import TextChunk  # lazy: ossy.chat loads torch, which ClientModel's users never need
 
-    try:
-        async for chunk in turn.stream():
-            if isinstance(chunk, TextChunk) and on_text is not None:
-                on_text(chunk.field, chunk.text)
-    finally:
-        turn.cancel()
-    r = turn.result
+    def text(chunk) -> None:
+        if isinstance(chunk, TextChunk) and on_text is not None:
+            on_text(chunk.field, chunk.text)
+
+    r = await turn.complete(text)
     calls = [ToolCall(c.id, c.name, c.arguments, c.error) for c in r.tool_calls]
     stats = {"prompt_eval_count": r.prompt_tokens, "eval_count": r.completion_tokens}
     if r.stats.experts is not None:

@@ -34,12 +34,11 @@ from ossy import harmony
 from ossy.chat.options import RequestError
 from ossy.engine.protocol import ContextOverflowError, ResolvedModel
 from ossy.harmony import tokens as T
-from ossy.harmony.render import REASONING_EFFORTS, REASONING_KEYS, RenderError, _text, render_message
+from ossy.harmony.render import REASONING_EFFORTS, REASONING_KEYS, RenderError, content_text, render_message
+from ossy.harmony.typescript import BUILTIN_TOOLS
 from ossy.template import Budget, OllamaTemplate, TemplateError, TemplateLimitError
 
 MAX_MESSAGES = 100_000  # per request: bounds the work of fitting a conversation to num_ctx
-BUILTIN_TOOLS = {"browser.search": "browser", "browser.open": "browser", "browser.find": "browser",
-                 "python": "python"}
 
 
 @dataclass
@@ -250,6 +249,6 @@ def _ollama_message(message: dict) -> dict:
 
 def harmony_text(content) -> str:
     try:
-        return _text(content)
+        return content_text(content)
     except RenderError as e:
         raise RequestError(str(e), param="messages") from None

@@ -44,12 +44,20 @@ from ossy.chat import prompt as prompting
 from ossy.chat.options import Resolved, resolve_options
 from ossy.chat.stops import StopMatcher
 from ossy.chat.tools import offered as offered_tools
-from ossy.engine.protocol import ContextOverflowError, Engine, Finished, GenerateRequest, ResolvedModel, Stats, Token
+from ossy.engine.protocol import (
+    ContextOverflowError,
+    Engine,
+    Finished,
+    GenerateRequest,
+    ResolvedModel,
+    Stats,
+    Token,
+    reply_room,
+)
 from ossy.harmony import jsonrepair
 from ossy.harmony import tokens as T
-
-SEPARATOR = "\n\n"
-RAW_PAYLOAD_TOOLS = ("python",)  # built-ins whose arguments are code, not JSON
+from ossy.harmony.render import SEPARATOR
+from ossy.harmony.typescript import takes_code
 
 
 @dataclass
@@ -109,6 +117,9 @@ class ToolCallArgs:
     error: str | None = None  # on the last fragment of an invalid call: ToolCallChunk.error
 
 
+Chunk = TextChunk | ToolCallChunk | ToolCallStart | ToolCallArgs  # what `Turn.stream` yields
+
+
 @dataclass
 class _LiveCall:
     """A tool call being streamed as deltas (`stream_tool_arguments`)."""
@@ -161,7 +172,7 @@ class Turn:
         self.options = opts = resolve_options(model.parameters, req.options, logprobs=req.logprobs,
                                               top_logprobs=req.top_logprobs,
                                               context_length=model.ref.context_length, seed_offset=req.seed_offset)
-        room = min(opts.max_tokens if opts.max_tokens is not None else opts.num_ctx, opts.num_ctx // 4)
+        room = reply_room(opts.max_tokens, opts.num_ctx)
         if req.raw is not None:
             self.prompt = prompting.Prompt(model.tokenizer.encode(req.raw, allow_special=True), text=req.raw)
             if len(self.prompt.ids) >= opts.num_ctx and req.overflow == "error":
@@ -178,26 +189,31 @@ class Turn:
     async def start(self) -> None:
         prompt = self.prompt or self.build_prompt()
         tok = self.model.tokenizer
-        stop_ids = set(harmony.stop_token_ids(tok))
-        if self.plain and T.ENDOFTEXT in tok.special_tokens:
-            stop_ids.add(tok.token_id(T.ENDOFTEXT))
+        self._stop_ids = self._stop_token_ids()
         request = GenerateRequest(
             model=self.model.ref, prompt=tuple(prompt.ids), sampling=self.options.sampling,
-            max_tokens=self.options.max_tokens, stop_ids=frozenset(stop_ids),
+            max_tokens=self.options.max_tokens, stop_ids=self._stop_ids,
             constraint=constraint.make_constraint(self.request.format, tok, harmony=not self.plain), num_ctx=self.options.num_ctx,
             overflow="error" if self.request.overflow == "error" else "truncate", keep=prompt.keep,
             keep_alive=self.request.keep_alive, request_id=self.request.request_id)
         self._generation = await self.engine.submit(request)
 
+    def _stop_token_ids(self) -> frozenset[int]:
+        """The ids that end this turn: harmony's stops, and <|endoftext|> for plain text."""
+        tok = self.model.tokenizer
+        plain_end = {tok.token_id(T.ENDOFTEXT)} if self.plain and T.ENDOFTEXT in tok.special_tokens else set()
+        return frozenset(harmony.stop_token_ids(tok)) | plain_end
+
     def cancel(self) -> None:
         if self._generation is not None and not self._finished:
             self._generation.cancel()
 
-    async def complete(self) -> "Result":
-        """Run the turn to its end without streaming it (cancelled if the caller goes away)."""
+    async def complete(self, on_chunk: Callable[[Chunk], None] | None = None) -> "Result":
+        """Run the turn to its end, each chunk to `on_chunk`; cancelled if the caller goes away."""
         try:
-            async for _ in self.stream():
-                pass
+            async for chunk in self.stream():
+                if on_chunk is not None:
+                    on_chunk(chunk)
         finally:
             self.cancel()
         return self.result
@@ -208,7 +224,6 @@ class Turn:
         self._stops = StopMatcher(self.options.stop)
         self._pending_logprobs: list[dict] = []
         self._content_kind = None
-        self._stop_ids = harmony.stop_token_ids(tok) | ({tok.token_id(T.ENDOFTEXT)} if self.plain else set())
         parser = None if self.plain else harmony.StreamParser(tok)
         decoder = tok.stream_decoder() if self.plain else None
         finished: Finished | None = None
@@ -324,7 +339,7 @@ class Turn:
     @staticmethod
     def _invalid(name: str, arguments: str) -> str | None:
         """Why a call's arguments are invalid (None: they are valid)."""
-        if name in RAW_PAYLOAD_TOOLS:
+        if takes_code(name):
             return None
         try:
             value = json.loads(arguments)
@@ -337,7 +352,7 @@ class Turn:
     def _live_call(self, event: harmony.ToolCallStarted) -> _LiveCall | None:
         if not self.request.stream_tool_arguments or self._unexpected(event.name) is not None:
             return None  # not streamed; an unexpected call will come back as content
-        is_json = event.recipient.split(".", 1)[0] not in RAW_PAYLOAD_TOOLS
+        is_json = not takes_code(event.recipient)
         return _LiveCall(ToolCallStart(len(self.result.tool_calls), event.id, event.name), is_json)
 
     def _live_send(self, live: _LiveCall, text: str) -> list:
@@ -424,7 +439,7 @@ def json_prefix(raw: str) -> str:
         candidate = candidate[:-1].rstrip()
     if not candidate.lstrip().startswith("{") or candidate.endswith("\\"):
         return ""
-    closed = jsonrepair._closed(candidate) or candidate
+    closed = jsonrepair.closed_json(candidate) or candidate
     try:
         ok = isinstance(json.loads(closed), dict)
     except ValueError:
@@ -437,7 +452,7 @@ def json_closing(sent: str) -> str:
     a JSON object ("{}" when nothing was sent): for clients whose tool input must be an object."""
     if not sent:
         return "{}"
-    closed = jsonrepair._closed(sent)
+    closed = jsonrepair.closed_json(sent)
     return closed[len(sent):] if closed else ""
 
 
@@ -457,8 +472,8 @@ def json_completion(sent: str, raw: str, arguments: str) -> str | None:
     except ValueError:
         return None  # invalid arguments: sent as written
     escaped = escape_control(raw.strip())
-    candidates = [raw, escaped, jsonrepair._without_trailing_junk(escaped), jsonrepair._closed(escaped),
-                  jsonrepair._closed(sent)]
+    candidates = [raw, escaped, jsonrepair.without_trailing_junk(escaped), jsonrepair.closed_json(escaped),
+                  jsonrepair.closed_json(sent)]
     for text in candidates:
         if text is None or not text.startswith(sent):
             continue

@@ -681,7 +681,7 @@ def history_path() -> Path:
 def _setup_history(path: Path) -> Callable[[], None]:
     """Readline history in `path`; returns the function that saves it (a no-op without readline)."""
     try:
-        import readline
+        import readline  # lazy: loading it changes how input() reads the terminal; only the REPL wants that
     except ImportError:  # pragma: no cover - Windows
         return lambda: None
     try:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not is_path(args.model):
         return show_named(args)
     path = Path(args.model).expanduser()
-    from ossy.model.weights import Checkpoint
+    from ossy.model.weights import Checkpoint  # lazy: torch, kept out of `ossy --help`
 
     checkpoint = Checkpoint.open(path)
     license = _license(checkpoint)
@@ -72,10 +72,10 @@ def local_memory(resolver=None, name: str | None = None):
     (OSSY_NUM_PARALLEL slots, OSSY_KERNELS) at the num_ctx a request gets by default: of the stored
     model `name` through `resolver`, else of a bare checkpoint (OSSY_CONTEXT_LENGTH or the default)."""
 
-    from ossy.chat.models import memory_of
-    from ossy.chat.options import resolve_options
-    from ossy.engine.scheduler import memory_estimate
-    from ossy.model.native import open_kernels
+    from ossy.chat.models import memory_of  # lazy: torch, kept out of `ossy --help`
+    from ossy.chat.options import resolve_options  # lazy: torch, kept out of `ossy --help`
+    from ossy.engine.scheduler import memory_estimate  # lazy: torch, kept out of `ossy --help`
+    from ossy.model.native import open_kernels  # lazy: torch, kept out of `ossy --help`
 
     s = settings()
     native = open_kernels(s.kernels, s.num_threads) is not None

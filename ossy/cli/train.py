@@ -31,8 +31,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ossy.train.export import export
-    from ossy.train.trainer import train
+    from ossy.train.export import export  # lazy: torch, kept out of `ossy --help`
+    from ossy.train.trainer import train  # lazy: torch, kept out of `ossy --help`
 
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     model, tokenizer_json = train(config, log=lambda line: print(line, flush=True))

@@ -8,32 +8,20 @@ from typing import Any
 
 import httpx
 
-from ossy.config import settings
+from ossy.config import parse_host, settings
 from ossy.errors import ConflictError, NotFoundError, OssyError, UnavailableError
 
-DEFAULT_PORT = 11434
 _BY_STATUS = {404: NotFoundError, 409: ConflictError, 503: UnavailableError}
 
 
 def base_url(host: str) -> str:
-    """`OSSY_HOST` as a URL a client can connect to: "127.0.0.1:11434", ":8080", "myhost",
-    "http://h:1/" all work; a wildcard bind address (0.0.0.0, ::) means this machine."""
-    text = (host or "").strip().rstrip("/")
-    scheme = "http"
-    if "://" in text:
-        scheme, text = text.split("://", 1)
-    hostname, port = text, ""
-    if text.startswith("["):  # [::1]:port
-        end = text.find("]")
-        hostname, rest = text[1:end], text[end + 1:]
-        port = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        hostname, port = text.split(":")
-    if hostname in ("", "0.0.0.0", "::"):
-        hostname = "127.0.0.1"
-    if ":" in hostname:
-        hostname = f"[{hostname}]"
-    return f"{scheme}://{hostname}:{port or DEFAULT_PORT}"
+    """`OSSY_HOST` as a URL a client can connect to (`ossy.config.parse_host`): "127.0.0.1:11434",
+    ":8080", "myhost", "http://h:1/" all work; no address or a wildcard bind address (0.0.0.0, ::)
+    means this machine."""
+    scheme, address, port = parse_host(host)
+    if address in ("", "0.0.0.0", "::"):
+        address = "127.0.0.1"
+    return f"{scheme}://{f'[{address}]' if ':' in address else address}:{port}"
 
 
 def _error(status: int, message: str) -> OssyError:

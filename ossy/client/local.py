@@ -32,7 +32,7 @@ class LocalServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> "LocalServer":
-        import uvicorn
+        import uvicorn  # lazy: 0.1 s of start-up, needed only when no server answers
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -28,6 +28,7 @@ from ossy.engine.protocol import (
     GenerateRequest,
     Stats,
     Token,
+    reply_room,
 )
 from ossy.engine.sampling import Sampler
 from ossy.model.cache import KVCache
@@ -75,8 +76,7 @@ def admit_prompt(request: GenerateRequest, num_ctx: int) -> tuple[tuple[int, ...
     if request.overflow == "error":
         raise ContextOverflowError(f"the prompt is {len(prompt)} tokens but the context window (num_ctx) is "
                                    f"{num_ctx}; shorten it or raise num_ctx")
-    room = max(1, min(request.max_tokens or num_ctx, num_ctx // 4))  # left for the reply
-    target = max(1, num_ctx - room)
+    target = max(1, num_ctx - reply_room(request.max_tokens, num_ctx))
     keep = min(request.keep, target - 1)
     kept = prompt[:keep] + prompt[len(prompt) - (target - keep):]
     return kept, len(prompt) - len(kept)

@@ -89,6 +89,12 @@ class ModelRef:
     context_length: int | None = None  # the model's trained context, caps num_ctx
 
 
+def reply_room(max_tokens: int | None, num_ctx: int) -> int:
+    """Tokens kept free for the reply when a prompt is fitted to `num_ctx` (turns dropped, or the
+    prompt truncated): `max_tokens`, at most a quarter of the context, at least one."""
+    return max(1, min(max_tokens if max_tokens is not None else num_ctx, num_ctx // 4))
+
+
 @dataclass(frozen=True)
 class GenerateRequest:
     """One generation: everything the engine needs, in token ids."""

@@ -38,7 +38,7 @@ def repair_arguments(text: str) -> tuple[str, str | None]:
     stripped = text.strip()
     if not stripped:
         return "{}", REPAIRED
-    for candidate in (stripped, _without_trailing_junk(stripped), _closed(stripped)):
+    for candidate in (stripped, without_trailing_junk(stripped), closed_json(stripped)):
         obj = _as_object(_load(candidate, _LENIENT)) if candidate is not None else None
         if obj is not None:
             return json.dumps(obj, ensure_ascii=False), REPAIRED
@@ -60,7 +60,7 @@ def _as_object(value) -> dict | None:
     return None
 
 
-def _without_trailing_junk(text: str) -> str | None:
+def without_trailing_junk(text: str) -> str | None:
     """The first complete JSON value of `text` if junk (not another value) follows it."""
     try:
         _, end = _LENIENT.raw_decode(text)
@@ -85,7 +85,7 @@ def string_state(state: int, ch: str) -> int:
     return IN_STRING if ch == '"' else OUTSIDE
 
 
-def _closed(text: str) -> str | None:
+def closed_json(text: str) -> str | None:
     """`text` with its open string, brackets and braces closed; None if nothing is open or a
     closing bracket does not match."""
     expected: list[str] = []

@@ -59,6 +59,7 @@ from typing import ClassVar, Union
 from ossy.harmony.header import ASSISTANT, Header, Problem, read_header, read_unfinished_header
 from ossy.harmony.jsonrepair import REPAIRED, repair_arguments
 from ossy.harmony.tokens import ALL_STOPS, CALL, CHANNEL, CONSTRAIN, CONTROL_TOKENS, END, MESSAGE, RETURN, START
+from ossy.harmony.typescript import takes_code
 from ossy.tokenizer import TokenizerError
 
 MAX_HEADER_TOKENS = 64  # real headers are ~15 tokens; past this the model is writing content
@@ -353,7 +354,7 @@ class StreamParser:
         if terminator != CALL and not cut:
             self._warn("missing_call", f"tool call {call.recipient!r} not ended by <|call|>")
         arguments = text
-        if call.recipient.split(".", 1)[0] != "python":
+        if not takes_code(call.recipient):
             arguments, problem = repair_arguments(text)
             if problem is not None:
                 code = "repaired_arguments" if problem == REPAIRED else "invalid_arguments"

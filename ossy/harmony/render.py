@@ -55,6 +55,7 @@ REASONING_EFFORTS = ("low", "medium", "high")
 CHANNELS_LINE = "# Valid channels: analysis, commentary, final. Channel must be included for every message."
 FUNCTIONS_LINE = "Calls to these tools must go to the commentary channel: 'functions'."
 REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+SEPARATOR = "\n\n"  # between texts joined into one message (instructions, text blocks, content)
 
 
 class RenderError(OssyError):
@@ -117,8 +118,8 @@ def conversation(
             system_text(reasoning_effort, current_date, model_identity, knowledge_cutoff, builtin_tools, bool(functions)),
         )
     ]
-    instructions = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-    developer = developer_text("\n\n".join(text for text in instructions if text), functions)
+    instructions = [content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    developer = developer_text(SEPARATOR.join(text for text in instructions if text), functions)
     if developer:
         header.append(Message("developer", developer))
     return header + _chat_messages(messages)
@@ -143,7 +144,7 @@ def system_text(
     if builtin_tools:
         sections.append(tools_section([_builtin(name) for name in sorted(set(builtin_tools))]))
     sections.append(CHANNELS_LINE + ("\n" + FUNCTIONS_LINE if has_functions else ""))
-    return "\n\n".join(sections)
+    return SEPARATOR.join(sections)
 
 
 def developer_text(instructions: str, functions: list[Function]) -> str:
@@ -151,7 +152,7 @@ def developer_text(instructions: str, functions: list[Function]) -> str:
     sections = ["# Instructions", instructions] if instructions else []
     if functions:
         sections.append(tools_section([Namespace("functions", None, tuple(functions))]))
-    return "\n\n".join(sections)
+    return SEPARATOR.join(sections)
 
 
 def _builtin(name: str) -> Namespace:
@@ -173,7 +174,7 @@ def _chat_messages(messages: list[dict]) -> list[Message]:
     for message in messages:
         role = message.get("role")
         if role == "user":
-            out += _if_text(Message("user", _text(message.get("content"))))
+            out += _if_text(Message("user", content_text(message.get("content"))))
         elif role == "assistant":
             out += _assistant(message, call_names)
         elif role == "tool":
@@ -186,8 +187,8 @@ def _chat_messages(messages: list[dict]) -> list[Message]:
 def _assistant(message: dict, call_names: dict[str, str]) -> list[Message]:
     reasoning = next((message[k] for k in REASONING_KEYS if message.get(k)), None)
     calls = message.get("tool_calls") or []
-    out = _if_text(Message("assistant", _text(reasoning), channel="analysis"))
-    out += _if_text(Message("assistant", _text(message.get("content")), channel="commentary" if calls else "final"))
+    out = _if_text(Message("assistant", content_text(reasoning), channel="analysis"))
+    out += _if_text(Message("assistant", content_text(message.get("content")), channel="commentary" if calls else "final"))
     for call in calls:
         name, arguments = _call(call)
         if call.get("id"):
@@ -219,11 +220,11 @@ def _tool_result(message: dict, call_names: dict[str, str]) -> Message:
     if not name:
         raise RenderError(f"tool message without a name or a known tool_call_id: {message.get('tool_call_id')!r}")
     if _is_builtin_call(name):
-        return Message(name, _text(message.get("content")), "analysis", "assistant")
-    return Message(f"functions.{name}", _text(message.get("content")), "commentary", "assistant")
+        return Message(name, content_text(message.get("content")), "analysis", "assistant")
+    return Message(f"functions.{name}", content_text(message.get("content")), "commentary", "assistant")
 
 
-def _text(content) -> str:
+def content_text(content) -> str:
     """The text of an OpenAI `content`: a string, a list of text parts, or None."""
     if content is None or isinstance(content, str):
         return content or ""

@@ -280,3 +280,24 @@ PYTHON = Namespace(
 )
 
 BUILTIN_NAMESPACES = {"browser": BROWSER, "python": PYTHON}
+
+# The built-in tools by the name a client offers them under ("browser.search", "python") -> namespace.
+BUILTIN_TOOLS = {**{f"{ns.name}.{fn.name}": ns.name for ns in BUILTIN_NAMESPACES.values() for fn in ns.functions},
+                 **{ns.name: ns.name for ns in BUILTIN_NAMESPACES.values() if not ns.functions}}
+CODE_KEY = "code"  # a code call's text where an API's arguments must be an object: {"code": ...} (Ollama's)
+
+
+def takes_code(name: str) -> bool:
+    """Whether a call of the tool `name` carries code, not a JSON object: gpt-oss's built-in
+    python tool ("python", or a recipient under it such as "python.exec")."""
+    return name.split(".", 1)[0] == PYTHON.name
+
+
+def arguments_text(name: str, arguments) -> str:
+    """A call's arguments as the model writes them: a string as it is; a code call's
+    {"code": ...} object (`CODE_KEY`), its code; any other value as JSON."""
+    if isinstance(arguments, str):
+        return arguments
+    if takes_code(name) and isinstance(arguments, dict) and set(arguments) == {CODE_KEY}:
+        return str(arguments[CODE_KEY])
+    return json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)

@@ -21,12 +21,13 @@ import logging
 import time
 
 import anyio
+import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from ossy.chat.models import StoreResolver
-from ossy.config import Settings
+from ossy.config import Settings, parse_host
 from ossy.config import settings as read_settings
 from ossy.engine.protocol import Engine, ModelResolver
 from ossy.errors import USER_ERRORS, NotFoundError, OssyError
@@ -129,25 +130,14 @@ def create_app(engine: Engine, resolver: ModelResolver | None = None, library: L
     return app
 
 
-def split_host(host: str, default_port: int = 11434) -> tuple[str, int]:
-    """`OSSY_HOST` ("127.0.0.1:11434", "0.0.0.0", ":8080", "http://[::1]:11434") -> (host, port)."""
-    text = host.split("://", 1)[-1].rstrip("/")
-    if text.startswith("["):
-        address, _, port = text[1:].partition("]")
-        port = port.lstrip(":")
-    elif text.count(":") == 1:
-        address, port = text.split(":")
-    else:
-        address, port = text, ""
-    try:
-        return address or "127.0.0.1", int(port) if port else default_port
-    except ValueError:
-        raise OssyError(f"invalid host {host!r}: expected HOST:PORT such as 127.0.0.1:11434") from None
+def split_host(host: str) -> tuple[str, int]:
+    """`OSSY_HOST` as the address and port to listen on (`ossy.config.parse_host`; no address: loopback)."""
+    _, address, port = parse_host(host)
+    return address or "127.0.0.1", port
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Run `app` with uvicorn until interrupted (logs: one line per request, no access log)."""
-    import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info", timeout_graceful_shutdown=5)

@@ -47,8 +47,8 @@ from ossy.agent import TextDelta, Toolbox, ToolCalled, ToolReturned, TurnStarted
 from ossy.agent.model import reply_of
 from ossy.chat import ChatRequest, RequestError
 from ossy.errors import ForbiddenError, NotFoundError, OssyError
-from ossy.server.http import StreamResponse, log, ndjson, parse_body
-from ossy.server.native import NDJSON, _Body, expert_json
+from ossy.server.http import NDJSON, Body, StreamResponse, log, ndjson, parse_body
+from ossy.server.native import expert_json
 from ossy.server.state import State
 from ossy.tools.base import Policy
 from ossy.tools.registry import TOOLSETS, Registry
@@ -57,7 +57,7 @@ APPROVAL_WAIT = 600.0  # seconds an approval waits for the page before it counts
 ANSWERS = ("yes", "no", "always")
 
 
-class AgentBody(_Body):
+class AgentBody(Body):
     model: str
     messages: list[dict[str, Any]]
     toolsets: list[str] = []
@@ -66,7 +66,7 @@ class AgentBody(_Body):
     max_steps: int = Field(8, ge=1, le=64)
 
 
-class AnswerBody(_Body):
+class AnswerBody(Body):
     answer: str
 
 

@@ -30,7 +30,6 @@ from typing import Any, Literal
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 
 from ossy.chat import (
     ChatRequest,
@@ -45,24 +44,20 @@ from ossy.chat import (
 )
 from ossy.chat.turn import Turn
 from ossy.errors import OssyError
-from ossy.server.http import StreamResponse, anthropic_error, log, parse_body, sse
+from ossy.harmony.render import SEPARATOR
+from ossy.server.http import SSE, Body, StreamResponse, anthropic_error, log, parse_body, sse
 from ossy.server.state import State
 
-SSE = "text/event-stream"
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "cancelled": "end_turn"}
 EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)  # beta fields Claude Code sends are ignored
-
-
-class Message(_Body):
+class Message(Body):
     role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 
-class MessagesBody(_Body):
+class MessagesBody(Body):
     model: str
     messages: list[Message]
     max_tokens: int | None = None
@@ -88,7 +83,7 @@ def _text(blocks: str | list[dict], where: str) -> str:
         if block.get("type") != "text":
             raise RequestError(f"{where}.{j}: expected a text block, not {block.get('type')!r}", param=where)
         texts.append(str(block.get("text") or ""))
-    return "\n\n".join(texts)
+    return SEPARATOR.join(texts)
 
 
 def chat_messages(body: MessagesBody) -> list[dict]:
@@ -121,7 +116,7 @@ def chat_messages(body: MessagesBody) -> list[dict]:
             else:
                 raise RequestError(f"{where}.{j}: unknown content block {kind!r}", param=where)
         if texts:
-            out.append({"role": "user", "content": "\n\n".join(texts)})
+            out.append({"role": "user", "content": SEPARATOR.join(texts)})
     return out
 
 
@@ -259,7 +254,7 @@ def register(app: FastAPI, state: State) -> None:
 
     @app.post("/v1/messages/count_tokens")
     async def count_tokens(request: Request):
-        raw = await parse_body(request, _Body)
+        raw = await parse_body(request, Body)
         data = {"max_tokens": 1, **(raw.model_extra or {})}
         body = MessagesBody.model_validate(data)
         model = await state.resolve(body.model)

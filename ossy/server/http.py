@@ -14,7 +14,7 @@ import re
 from collections.abc import AsyncIterator
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import JSONResponse, StreamingResponse
 
 from ossy.chat.options import RequestError
@@ -28,6 +28,15 @@ _TYPE_TAGS = re.compile(r"^(str|int|float|bool|dict|list|none|function-\w+|json-
 
 
 OFF_LOOP_BYTES = 1 << 16  # bodies at least this big are parsed on a worker thread
+NDJSON = "application/x-ndjson"  # Ollama's streams
+SSE = "text/event-stream"  # OpenAI's and Anthropic's streams
+
+
+class Body(BaseModel):
+    """A request body: the fields a route knows are strictly typed; unknown ones are ignored, as
+    Ollama, OpenAI-compatible servers and Anthropic's API ignore them (beta fields included)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
 MAX_DEPTH = 100  # nesting of arrays and objects in a body; deeper is a 400 (JSON schemas use ~10)
 
 

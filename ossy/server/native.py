@@ -46,7 +46,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
 from ossy import __version__
@@ -58,9 +58,10 @@ from ossy.chat.prompt import think_level
 from ossy.engine.protocol import ExpertCounts
 from ossy.errors import NotFoundError, OssyError, StalledError
 from ossy.format import now_rfc3339
+from ossy.harmony.typescript import CODE_KEY, arguments_text
 from ossy.modelfile import Modelfile
 from ossy.modelfile.parameters import DEPRECATED, PARAMETERS
-from ossy.server.http import StreamResponse, keep_alive_seconds, log, ndjson, parse_body
+from ossy.server.http import NDJSON, Body, StreamResponse, keep_alive_seconds, log, ndjson, parse_body
 from ossy.server.state import State
 from ossy.store import InvalidNameError, Progress, parse_name
 from ossy.store.create import create_from, create_from_blobs
@@ -68,7 +69,6 @@ from ossy.store.manifest import valid_digest
 from ossy.store.registry import pull, push
 from ossy.store.show import details, library_template, show_info
 
-NDJSON = "application/x-ndjson"
 UPLOAD_BATCH = 1 << 22  # bytes of an upload written to disk at a time (off the event loop)
 UPLOAD_IDLE = 300.0  # seconds an upload may go without a byte before it is dropped
 
@@ -76,23 +76,19 @@ UPLOAD_IDLE = 300.0  # seconds an upload may go without a byte before it is drop
 # ---- request bodies ----------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)  # Ollama ignores fields it does not know
-
-
-class Function(_Body):
+class Function(Body):
     name: str
     arguments: dict[str, Any] | str = {}
     index: int | None = None
 
 
-class ToolCall(_Body):
+class ToolCall(Body):
     id: str | None = None
     type: str = "function"
     function: Function
 
 
-class Message(_Body):
+class Message(Body):
     role: str
     content: str | None = ""
     thinking: str | None = None
@@ -102,7 +98,7 @@ class Message(_Body):
     tool_call_id: str | None = None
 
 
-class _Generating(_Body):
+class _Generating(Body):
     model: str
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
@@ -129,7 +125,7 @@ class GenerateBody(_Generating):
     context: list[int] | None = None
 
 
-class NameBody(_Body):
+class NameBody(Body):
     model: str | None = None
     name: str | None = None  # the older field name
     verbose: bool = False
@@ -141,7 +137,7 @@ class NameBody(_Body):
         return self.model or self.name
 
 
-class EmbedBody(_Body):
+class EmbedBody(Body):
     model: str
     input: str | list[str] | None = None
     truncate: bool = True
@@ -150,7 +146,7 @@ class EmbedBody(_Body):
     options: dict[str, Any] | None = None
 
 
-class EmbeddingsBody(_Body):
+class EmbeddingsBody(Body):
     """The older /api/embeddings."""
 
     model: str
@@ -164,12 +160,12 @@ class PullBody(NameBody):
     stream: bool = True
 
 
-class CopyBody(_Body):
+class CopyBody(Body):
     source: str
     destination: str
 
 
-class CreateBody(_Body):
+class CreateBody(Body):
     model_config = ConfigDict(extra="allow", strict=True, populate_by_name=True)
     model: str | None = None
     name: str | None = None
@@ -210,7 +206,7 @@ def chat_messages(messages: list[Message]) -> list[dict]:
                 unanswered.append(call.function.name)
                 d["tool_calls"].append({"id": call_id, "type": "function", "function": {
                     "name": call.function.name,
-                    "arguments": args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)}})
+                    "arguments": arguments_text(call.function.name, args)}})
         if m.role == "tool":
             name = m.tool_name or names.get(m.tool_call_id or "") or (unanswered[0] if unanswered else None)
             if name:
@@ -234,7 +230,7 @@ def native_call(call: ToolCallChunk) -> dict:
     except ValueError:
         arguments = None
     if not isinstance(arguments, dict):  # `python`'s code (other calls are JSON objects or invalid)
-        arguments = {"code": call.arguments}
+        arguments = {CODE_KEY: call.arguments}
     return {"id": call.id, "function": {"index": call.index, "name": call.name, "arguments": arguments}}
 
 

@@ -29,7 +29,6 @@ from typing import Any, Literal
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
 
 from ossy.chat import (
     ChatRequest,
@@ -46,21 +45,16 @@ from ossy.chat.embed import embed
 from ossy.chat.prompt import think_level
 from ossy.errors import NotFoundError, OssyError
 from ossy.format import now_rfc3339
-from ossy.server.http import StreamResponse, log, openai_error, parse_body, sse
+from ossy.server.http import SSE, Body, StreamResponse, log, openai_error, parse_body, sse
+from ossy.server.native import debug_render
 from ossy.server.state import State
 
-SSE = "text/event-stream"
 FINGERPRINT = "fp_ossy"
 MAX_N = 16
 MAX_COMPLETION_LOGPROBS = 5  # OpenAI's limit for /v1/completions
 
 
-class _Body(BaseModel):
-    # unknown fields are ignored, as OpenAI-compatible servers do; known ones must have their type
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class Message(_Body):
+class Message(Body):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
@@ -71,7 +65,7 @@ class Message(_Body):
     thinking: str | None = None
 
 
-class _Sampling(_Body):
+class _Sampling(Body):
     model: str
     stream: bool = False
     stream_options: dict[str, Any] | None = None
@@ -116,7 +110,7 @@ _OPTION_FIELDS = {"temperature": "temperature", "top_p": "top_p", "frequency_pen
                   "min_p": "min_p", "repeat_penalty": "repeat_penalty"}
 
 
-class EmbeddingsBody(_Body):
+class EmbeddingsBody(Body):
     model: str
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
@@ -297,8 +291,6 @@ def register(app: FastAPI, state: State) -> None:
                     logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0, overflow="error",
                     stream_tool_arguments=body.stream)
         if (body.model_extra or {}).get("_debug_render_only"):
-            from ossy.server.native import debug_render
-
             return await debug_render(state, model, ChatRequest(**base), body.model)
         turns = await start_turns(state, model, lambda i: ChatRequest(**base, seed_offset=i), body.n)
         ident, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())

@@ -26,12 +26,13 @@ from fastapi.responses import JSONResponse
 
 from ossy.chat import ChatRequest, RequestError, TextChunk, ToolCallChunk, check_tools
 from ossy.errors import NotFoundError, OssyError
-from ossy.server.http import StreamResponse, log, parse_body, sse
-from ossy.server.openai import SSE, _Body, effort_of, options_of, response_format_of, tool_choice_of
+from ossy.harmony.render import SEPARATOR
+from ossy.server.http import SSE, Body, StreamResponse, log, parse_body, sse
+from ossy.server.openai import effort_of, options_of, response_format_of, tool_choice_of
 from ossy.server.state import State
 
 
-class ResponsesBody(_Body):
+class ResponsesBody(Body):
     model: str
     input: str | list[dict[str, Any]] = ""
     instructions: str | None = None
@@ -110,17 +111,17 @@ def input_messages(items) -> list[dict]:
             text = _text(item.get("content"), f"{param}.content")
             if role == "assistant":
                 msg = assistant()
-                msg["content"] = (msg["content"] + "\n\n" + text) if msg["content"] else text
+                msg["content"] = (msg["content"] + SEPARATOR + text) if msg["content"] else text
                 continue
             current = None
             out.append({"role": role, "content": text})
         elif kind == "reasoning":
             text = _text(item.get("content"), f"{param}.content") or \
-                "\n\n".join(s.get("text", "") for s in item.get("summary") or [])
+                SEPARATOR.join(s.get("text", "") for s in item.get("summary") or [])
             if current is not None and (current.get("content") or current.get("tool_calls")):
                 current = None
             msg = assistant()
-            msg["reasoning_content"] = (msg.get("reasoning_content", "") + "\n\n" + text).strip("\n") \
+            msg["reasoning_content"] = (msg.get("reasoning_content", "") + SEPARATOR + text).strip("\n") \
                 if msg.get("reasoning_content") else text
         elif kind == "function_call":
             if not item.get("name") or not item.get("call_id"):
@@ -360,13 +361,8 @@ def register(app: FastAPI, state: State) -> None:
                     turn.cancel()
 
             return StreamResponse(events(), SSE)
-        try:
-            async for chunk in turn.stream():
-                if not (isinstance(chunk, TextChunk) and not chunk.text):
-                    output.add(chunk)
-            output.close()
-        finally:
-            turn.cancel()
+        await turn.complete(lambda chunk: None if isinstance(chunk, TextChunk) and not chunk.text else output.add(chunk))
+        output.close()
         return JSONResponse(finish())
 
     def stored(response_id: str) -> dict:

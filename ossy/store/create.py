@@ -152,7 +152,7 @@ def check_template(template: str | None) -> None:
 
 def _checkpoint_layers(tx: Transaction, directory: Path, progress: Progress) -> tuple[list[Layer], dict]:
     """Copy a checkpoint's files into blobs (one layer each) and describe it in a config."""
-    from ossy.model.weights import Checkpoint
+    from ossy.model.weights import Checkpoint  # lazy: torch, unneeded by `ossy list`
 
     checkpoint = Checkpoint.open(directory)  # refuses what is not a valid gpt-oss checkpoint (or GGUF)
     if directory.is_file():  # a GGUF: one model layer, as Ollama stores it
@@ -177,7 +177,7 @@ def _copy_file(tx: Transaction, file: Path, counter: Counter) -> tuple[str, int]
 
 
 def _checkpoint_config(checkpoint, model_format: str = "safetensors") -> dict:
-    from ossy.model.inspect import count_parameters
+    from ossy.model.inspect import count_parameters  # lazy: torch, unneeded by `ossy list`
 
     return {
         "model_format": model_format,

@@ -119,7 +119,7 @@ def checkpoint_info(checkpoint: Checkpoint, verbose: bool = False, memory: Memor
 
 
 def _open_weights(model: Model) -> Checkpoint | None:
-    from ossy.model.weights import Checkpoint
+    from ossy.model.weights import Checkpoint  # lazy: torch, unneeded by `ossy list`
 
     try:
         if model.is_checkpoint:
@@ -138,7 +138,7 @@ def _config_model_info(config: dict) -> dict:
 
 
 def _weights_details(checkpoint: Checkpoint, base: dict) -> dict:
-    from ossy.model.inspect import count_parameters
+    from ossy.model.inspect import count_parameters  # lazy: torch, unneeded by `ossy list`
 
     fmt = "gguf" if getattr(checkpoint, "flavour", None) else "safetensors"
     return {**base, "format": fmt, "parameter_size": human_number(count_parameters(checkpoint.config).total),
@@ -147,7 +147,7 @@ def _weights_details(checkpoint: Checkpoint, base: dict) -> dict:
 
 def _weights_info(checkpoint: Checkpoint, verbose: bool, memory: MemoryOf | None, kernels: str,
                   threads: int | None) -> dict:
-    from ossy.model.inspect import count_parameters, precision_counts
+    from ossy.model.inspect import count_parameters, precision_counts  # lazy: torch, unneeded by `ossy list`
 
     c = checkpoint.config
     counts = count_parameters(c)
@@ -182,7 +182,7 @@ def _weights_info(checkpoint: Checkpoint, verbose: bool, memory: MemoryOf | None
 
 def _compute(checkpoint: Checkpoint, choice: str, threads: int | None) -> dict:
     """What would run the model here (OSSY_KERNELS `choice`, OSSY_NUM_THREADS, this CPU, the library)."""
-    from ossy.model.native import NAMES, open_kernels, physical_cores
+    from ossy.model.native import NAMES, open_kernels, physical_cores  # lazy: torch, unneeded by `ossy list`
 
     kernels = open_kernels(choice, threads)
     if kernels is None or checkpoint.expert_precision != "MXFP4":

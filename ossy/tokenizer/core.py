@@ -12,6 +12,7 @@ import functools
 from typing import Protocol
 
 from ossy.errors import OssyError
+from ossy.tokenizer.stream import StreamDecoder
 
 
 class TokenizerError(OssyError):
@@ -131,6 +132,5 @@ class Tokenizer:
 
     def stream_decoder(self, *, skip_special: bool = False):
         """A decoder fed one id at a time that never emits half a UTF-8 character."""
-        from ossy.tokenizer.stream import StreamDecoder
 
         return StreamDecoder(self, skip_special=skip_special)

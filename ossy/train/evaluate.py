@@ -25,6 +25,7 @@ import jsonschema
 
 from ossy.agent import EngineModel
 from ossy.agent.loop import assistant_message, tool_message
+from ossy.chat.models import StoreResolver
 from ossy.engine.scheduler import LocalEngine
 from ossy.modelfile import parse_file
 from ossy.store import Library, Store, create
@@ -137,7 +138,6 @@ def open_checkpoint(checkpoint, home):
     """An `ossy.agent.EngineModel` for the checkpoint directory `checkpoint` (written by `ossy
     train`, with its Modelfile), created as "nano" in a scratch store under `home`."""
 
-    from ossy.chat.models import StoreResolver
 
     library = Library(Store(Path(home)))
     create(library, "nano", parse_file(Path(checkpoint) / "Modelfile"), base_dir=Path(checkpoint))
