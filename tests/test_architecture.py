@@ -28,6 +28,7 @@ from importlinter.cli import lint_imports
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ossy"
 ENTRY_POINTS = ("ossy.cli", "ossy.client", "ossy.server")  # where settings() may be called
+ENVIRONMENT = ("environ", "environb", "getenv", "putenv", "unsetenv")  # os's names for the environment
 PROCESS_CALLS = {("os", name) for name in ("system", "popen", "fork", "forkpty", "execv", "execve", "execvp",
                                            "execvpe", "execl", "execle", "execlp", "execlpe", "spawnv", "spawnve",
                                            "spawnvp", "spawnvpe", "spawnl", "spawnle", "posix_spawn", "posix_spawnp")}
@@ -106,11 +107,10 @@ def test_only_config_reads_the_environment():
         if name == "ossy.config":
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("environ", "environb", "getenv", "putenv", "unsetenv") \
+            if isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT \
                     and isinstance(node.value, ast.Name) and node.value.id == "os":
                 found.append(f"{where(name, node)} os.{node.attr}")
-            if isinstance(node, ast.ImportFrom) and node.module == "os" and \
-                    {a.name for a in node.names} & {"environ", "environb", "getenv", "putenv", "unsetenv"}:
+            if isinstance(node, ast.ImportFrom) and node.module == "os" and {a.name for a in node.names} & set(ENVIRONMENT):
                 found.append(f"{where(name, node)} from os import ...")
     assert not found, "the environment is read outside ossy.config:\n" + "\n".join(found)
 

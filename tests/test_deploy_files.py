@@ -1,18 +1,31 @@
-"""The deployment files the user guide asks for: Dockerfile, docker-compose.yml, the VS Code REST
-Client file examples/api.http (every request in it is sent to a live server, the stub-engine one
-of test_client.py, with @model set to its tiny model) and the example Modelfiles."""
+"""The deployment files the user guide asks for, checked by what they do: the Dockerfile (installs
+what pyproject pins; its ENV makes `ossy serve` listen on the exposed port with models in the
+volume; its CMD is a real command; its health check passes against a live server),
+docker-compose.yml (valid against the Compose Specification's schema, then the same checks), the
+VS Code REST Client file examples/api.http (every request in it is sent to a live server, the
+stub-engine one of test_client.py, with @model set to its tiny model) and the example Modelfiles."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
+import yaml
 from test_client import live_server  # noqa: F401  (the fixture)
 
+from ossy.cli import serve
+from ossy.cli.main import build_parser
+from ossy.config import settings
 from ossy.modelfile import parse
+from ossy.server import split_host
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {
@@ -103,30 +116,73 @@ def test_example_modelfiles_parse(name):
     assert modelfile.from_ == "gpt-oss:20b" and modelfile.system and "num_ctx" in modelfile.parameters
 
 
-def test_dockerfile():
-    text = (ROOT / "Dockerfile").read_text()
-    instructions = [line.split(None, 1) for line in re.sub(r"\\\n", " ", text).splitlines()
-                    if line.strip() and not line.lstrip().startswith("#")]
-    assert instructions[0] == ["FROM", "python:3.11-slim"]
-    runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in runs
-    assert re.search(r"pip install .*-c constraints.txt \. ", runs)
-    env = " ".join(arg for op, arg in instructions if op == "ENV")
-    assert "OSSY_HOST=0.0.0.0:11434" in env and "OSSY_MODELS=/var/lib/ossy/models" in env
-    assert ["VOLUME", '["/var/lib/ossy/models"]'] in instructions and ["EXPOSE", "11434"] in instructions
-    assert instructions[-1] == ["CMD", '["ossy", "serve"]']
-    for op, arg in instructions:
-        if op == "COPY":
-            for source in arg.split()[:-1]:
-                assert (ROOT / source).exists(), source
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions (continuation lines joined, comments dropped)."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [tuple(line.split(None, 1)) for line in lines]
 
 
-def test_docker_compose():
-    yaml = pytest.importorskip("yaml")
+def instruction(name: str) -> list[str]:
+    return [arg for op, arg in dockerfile() if op == name]
+
+
+def env_of(assignments: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in assignments.split())
+
+
+def listens_on(env: dict[str, str]) -> tuple[str, int]:
+    """Where `ossy serve` listens with this environment (the settings it reads, the address it binds)."""
+    return split_host(settings(env).host)
+
+
+def healthcheck_passes(command: list[str], server_port: int) -> bool:
+    """The health check run as Docker runs it, against a live server on `server_port`."""
+    command = [part.replace(":11434/", f":{server_port}/") for part in command]
+    assert command[0] == "python", command  # the image's python
+    return subprocess.run([sys.executable, *command[1:]], timeout=30).returncode == 0
+
+
+def test_the_dockerfile_builds_what_pyproject_pins():
+    base = instruction("FROM")[0]
+    python = tuple(int(n) for n in re.search(r"python:(\d+)\.(\d+)", base).groups())
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert python >= tuple(int(n) for n in pyproject["requires-python"].removeprefix(">=").split("."))
+    runs = " ".join(instruction("RUN"))
+    torch_pin = next(d for d in pyproject["dependencies"] if d.startswith("torch=="))
+    assert f"--index-url https://download.pytorch.org/whl/cpu {torch_pin}" in runs  # the CPU wheel, ossy's pin
+    installed = re.search(r"pip install [^&]*-c constraints.txt \. ([^&]*)", runs).group(1).split()
+    constraints = (ROOT / "constraints.txt").read_text().splitlines()
+    pinned = {line.split("==")[0].lower() for line in constraints if "==" in line}
+    assert installed and all(name.lower() in pinned for name in installed), installed  # every extra is pinned
+    for arg in instruction("COPY"):
+        for source in arg.split()[:-1]:
+            assert (ROOT / source).exists(), source
+
+
+def test_the_image_serves_on_its_exposed_port_and_keeps_models_in_its_volume(live_server):
+    env = env_of(" ".join(instruction("ENV")))
+    assert listens_on(env) == ("0.0.0.0", int(instruction("EXPOSE")[0]))  # reachable through the published port
+    assert json.loads(instruction("VOLUME")[0]) == [str(settings(env).models)]
+    command = json.loads(instruction("CMD")[-1])
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[command[0]] == "ossy.cli.main:main"
+    assert build_parser().parse_args(command[1:]).func is serve.run
+    health = instruction("HEALTHCHECK")[0].split(" CMD ", 1)[1]
+    assert healthcheck_passes(shlex.split(health), int(live_server.host.rsplit(":", 1)[1]))
+
+
+def test_docker_compose_is_a_valid_compose_file_for_the_image(live_server):
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose-spec" / "compose-spec.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(compose)  # what `docker compose config` checks first
     service = compose["services"]["ossy"]
-    assert service["build"] == "." and "11434:11434" in service["ports"]
-    assert service["environment"]["OSSY_HOST"] == "0.0.0.0:11434"
+    assert service["build"] == "."
+    env = {**env_of(" ".join(instruction("ENV"))), **{k: str(v) for k, v in service["environment"].items()}}
+    host, port = listens_on(env)
+    published = {int(mapping.split(":")[1]) for mapping in service["ports"]}
+    assert host == "0.0.0.0" and port in published
     volume, target = service["volumes"][0].split(":")
-    assert volume in compose["volumes"] and target == service["environment"]["OSSY_MODELS"]
-    assert target == "/var/lib/ossy/models"  # the Dockerfile's VOLUME
+    assert volume in compose["volumes"] and target == str(settings(env).models)
+    test = service["healthcheck"]["test"]
+    assert test[0] == "CMD" and healthcheck_passes(test[1:], int(live_server.host.rsplit(":", 1)[1]))

@@ -9,6 +9,7 @@ openai-harmony renders it and ossy's tokens must be identical.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -449,12 +450,12 @@ def test_random_schemas_equal_to_openai_harmony(tok, encoding, parameters, descr
     assert render([], tok, tools=tools) == expected
 
 
-# --- golden vectors (docs/reference/gpt-oss-spec.md Appendix B; read from the shared notes' full copy)
+# --- golden vectors (docs/reference/gpt-oss-spec.md Appendix B)
 
 
 @pytest.fixture(scope="session")
-def appendix_b(shared_dir) -> dict[str, str]:
-    spec = (shared_dir / "docs" / "gpt-oss-spec.md").read_text(encoding="utf-8")
+def appendix_b() -> dict[str, str]:
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "gpt-oss-spec.md").read_text(encoding="utf-8")
     body = spec[spec.index("## Appendix B") :]
     parts = re.split(r"\n\*\*([A-F])\. ", body)
     return dict(zip(parts[1::2], parts[2::2]))

@@ -12,16 +12,16 @@ is a model on an ossy server over HTTP (`ossy.client.agent.run_agent` reaches on
 """
 
 from ossy.agent.loop import (
-                             AgentResult,
-                             Event,
-                             TextDelta,
-                             Toolbox,
-                             ToolCalled,
-                             ToolReturned,
-                             TurnStarted,
-                             loop,
-                             parse_toolsets,
-                             run,
+    AgentResult,
+    Event,
+    TextDelta,
+    Toolbox,
+    ToolCalled,
+    ToolReturned,
+    TurnStarted,
+    loop,
+    parse_toolsets,
+    run,
 )
 from ossy.agent.model import ChatModel, ClientModel, EngineModel, Reply, ToolCall
 from ossy.tools.base import Policy

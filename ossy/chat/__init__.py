@@ -11,15 +11,15 @@ sampling or scheduling (the engine).
 from ossy.chat.options import RequestError, check_options
 from ossy.chat.tools import check_tools
 from ossy.chat.turn import (
-                            ChatRequest,
-                            Result,
-                            TextChunk,
-                            ToolCallArgs,
-                            ToolCallChunk,
-                            ToolCallStart,
-                            Turn,
-                            json_closing,
-                            run,
+    ChatRequest,
+    Result,
+    TextChunk,
+    ToolCallArgs,
+    ToolCallChunk,
+    ToolCallStart,
+    Turn,
+    json_closing,
+    run,
 )
 
 __all__ = ["ChatRequest", "RequestError", "Result", "TextChunk", "ToolCallArgs", "ToolCallChunk", "ToolCallStart", "Turn", "json_closing", "check_options",
