@@ -37,14 +37,14 @@ from ossy import harmony
 from ossy.harmony import tokens as T
 from ossy.harmony.render import REASONING_EFFORTS, render_message
 from ossy.tools import fs, system
-from ossy.tools.registry import Registry
+from ossy.tools.registry import TOOLSETS, Registry
 from ossy.train import facts as F
 
 TRAIN, HELDOUT = "train", "heldout"
 SPLITS = (TRAIN, HELDOUT)
 TOOL_NAMES = ("list_directory", "read_file", "find_files", "bash", "df", "free")
 NANO_TOOLSETS = ("fs", "shell", "system")  # the toolsets holding TOOL_NAMES (`ossy run nano --tools ...`)
-ALL_TOOLSETS = ("fs", "shell", "system", "python", "browser")  # ossy.tools.registry.TOOLSETS
+ALL_TOOLSETS = tuple(TOOLSETS)  # every built-in toolset, in the registry's order
 
 
 @dataclass(frozen=True)
