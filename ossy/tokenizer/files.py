@@ -18,7 +18,6 @@ import tiktoken
 from tokenizers import Tokenizer as HFTokenizer
 
 from ossy.model.errors import CheckpointError
-from ossy.model.gguf_file import is_gguf, read
 from ossy.tokenizer.core import HFBackend, TiktokenBackend, Tokenizer, TokenizerError
 
 O200K_PATTERN = "|".join(
@@ -82,6 +81,8 @@ def load(path) -> Tokenizer:
     """A tokenizer from a tokenizer.json, a .tiktoken rank file, a GGUF file's vocabulary, or a
     model directory."""
 
+    from ossy.model.gguf_file import is_gguf  # lazy: gguf and numpy, 0.13 s of every `ossy` command's start
+
     path = Path(path)
     if path.is_dir():
         path = _tokenizer_file_in(path)
@@ -132,6 +133,8 @@ def _from_gguf(path: Path) -> Tokenizer:
     """The byte-level BPE vocabulary a GGUF carries (`tokenizer.ggml.*`), run by tiktoken when it
     is tiktoken's BPE (gpt-oss's is: o200k_harmony). Ollama's `gptoss` files say pre-tokenizer
     "default"; like Ollama's own compatibility layer, ossy reads that as gpt-4o (o200k)."""
+
+    from ossy.model.gguf_file import read  # lazy: as in `load`
 
     try:
         fields = read(path).fields

@@ -198,7 +198,6 @@ def public_address(host: str, port: int) -> str:
 def fetch(url: str, *, params: dict | None = None, allow_private: bool = False) -> tuple[str, bytes]:
     """(content type, body) of a GET, following up to MAX_REDIRECTS redirects, each hop checked
     (http(s) only; public addresses only unless `allow_private`); the body is capped."""
-
     current = httpx.URL(url, params=params)
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
