@@ -6,6 +6,8 @@ the same greedy tokens on both paths, and the PyTorch path when the library is m
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 from conftest import require
@@ -48,6 +50,7 @@ def both(kernels, E, H, I, N, K, dtype, *, only=None, seed=0):
         bias[[e for e in range(E) if e not in only]] = -1e4
     reference = mixture_of_experts(h, router, bias, packed, K, 1.702, 7.0)
     chosen, weights = route(h, router, bias, K)
+    kernels.pack(packed)  # AVX512-BF16 with bf16: the rows16 layout, in place (the reference is computed)
     return kernels.moe(h, chosen, weights, packed, 1.702, 7.0), reference, chosen
 
 
@@ -110,14 +113,38 @@ def test_bad_routing_is_refused_not_read_out_of_bounds():
     require(PATHS, "this CPU has neither AVX512-BF16 nor AVX2, or the kernels are not built (make kernels)")
     kernels = native.open_kernels(PATHS[0])
     packed = experts(4, 64, 32, torch.bfloat16)
+    kernels.pack(packed)
     h = torch.randn(2, 64).to(torch.bfloat16)
+    assert kernels.moe(h, torch.tensor([[0, 3], [1, 2]]), torch.ones(2, 2), packed, 1.702, 7.0).shape == (2, 64)
     with pytest.raises(RuntimeError, match="native MoE kernel failed"):
         kernels.moe(h, torch.tensor([[0, 9], [1, 2]]), torch.ones(2, 2), packed, 1.702, 7.0)
+
+
+@pytest.mark.skipif("avx512" not in PATHS, reason="this CPU lacks AVX512-BF16")
+def test_experts_are_packed_for_the_path_they_run_on():
+    """At AVX512-BF16 the bf16 kernel reads the rows16 layout only; the PyTorch path never does."""
+    kernels = native.open_kernels("avx512")
+    packed = experts(4, 64, 32, torch.bfloat16)
+    h, chosen = torch.randn(2, 64).to(torch.bfloat16), torch.tensor([[0, 3], [1, 2]])
+    with pytest.raises(RuntimeError, match="Kernels.pack"):
+        kernels.moe(h, chosen, torch.ones(2, 2), packed, 1.702, 7.0)
+    kernels.pack(packed)
+    assert packed.layout == "rows16"
+    with pytest.raises(ValueError, match="native kernel only"):
+        packed.get(0)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("kernels") / "tiny", vocab_size=300, seed=3)
+
+
+def test_packing_at_load_rewrites_memory_never_the_checkpoint(checkpoint):
+    files = sorted(checkpoint.glob("*.safetensors"))
+    before = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    model = ossy.load(checkpoint, kernels=PATHS[0] if PATHS else "torch")
+    model.logits([1, 2, 3])
+    assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])

@@ -39,43 +39,21 @@ static inline float scale_of(uint8_t s) { return SCALES[s]; }
  * activation vectors (each reordered, `groups`*32 long), out[r * ntok + t] = sum_i W[r, i] * x_t[i]
  * in fp32. */
 
-/* AVX512-BF16. Two blocks (64 weights, 32 bytes) at a time: their 64 nibble codes (the 32 low
- * nibbles, then the 32 high ones) are looked up as the low and the high byte of their bf16 value
- * (VPSHUFB, in-lane) and the bytes interleaved into two vectors of 32 bf16 weights (VPUNPCK*BW,
- * in-lane); the activations are laid out to match (`reorder`, `lane_source`). VDPBF16PS sums
- * products in pairs into 16 fp32 lanes, lanes [0-3, 8-11] belonging to the first block and
- * [4-7, 12-15] to the second, which are then scaled by their blocks' scales (exact: powers of two)
- * into the row's accumulator. Two rows and up to four tokens at a time share the loads. */
-#define ROWS_AT_ONCE 2
-#define PREFETCH_ROWS 8 /* decode: how far ahead (in rows) the next rows are prefetched; measured best of 4-12 */
-#define TOKENS_AT_ONCE 4
-
-/* Where element i (0..63) of a pair's activation layout comes from: (block 0/1, element 0..31).
- * Elements 0-31 meet the first weight vector, 32-63 the second (see DECODE_PAIR). */
-static void lane_source(int i, int *block, int *element) {
-    int second = i / 32, word = i % 32;                 /* the vector, the word in it */
-    int byte = 2 * (word % 16) + second, high = word / 16; /* the nibble's byte in the pair's 32 */
-    *block = byte / 16;
-    *element = 2 * (byte % 16) + high;
-}
-
-static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
-                        const bf16 *xs, int ntok, float *out);
-
-/* The bf16 weights of one row's blocks 2p and 2p+1 (see rows_avx512), and their two scales
- * broadcast from the table and blended into the lanes of each block (loads, no shuffle). The 32
- * bytes are loaded into both halves of a register; each 16-bit word there holds four nibbles,
- * shifted (VPSRLVW) so that the wanted one is in its low bits, which VPERMW looks up in a table
- * of the 16 bf16 values (twice over: it reads five bits). Word j < 16 of the first vector is the
- * low nibble of byte 2j, word 16 + j its high nibble; the second vector the same of byte 2j + 1. */
-#define DECODE_PAIR(src, srow, p, wa, wb, scale)                                                      \
-    do {                                                                                              \
-        __m512i bytes_ = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src)));           \
-        wa = (__m512bh)_mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes_, shift_a), fp4_table);       \
-        wb = (__m512bh)_mm512_permutexvar_epi16(_mm512_srlv_epi16(bytes_, shift_b), fp4_table);       \
-        scale = _mm512_mask_blend_ps((__mmask16)0xF0F0, _mm512_set1_ps(SCALES[(srow)[2 * (p)]]),        \
-                                     _mm512_set1_ps(SCALES[(srow)[2 * (p) + 1]]));                    \
-    } while (0)
+/* AVX512-BF16, on the rows16 layout (`ossy_repack_rows16`): sixteen rows at a time, one per fp32
+ * lane. For each block of 32 inputs the sixteen rows' weights are 256 bytes: four 64-byte loads,
+ * each four nibbles per 16-bit word: word w of load j holds, in nibble q, the code of row w/2 and
+ * input 8j + 2q + w%2. A word shifted right by 4q keeps that nibble in its low bits, which VPERMW
+ * looks up in a table of the 16 bf16 values (twice over: it reads five bits), giving 32 bf16
+ * weights laid out as VDPBF16PS wants them: lane r holds row r's weights of inputs 2p, 2p+1 for
+ * p = 4j + q. VDPBF16PS then adds both products into lane r, with that input pair of the token
+ * broadcast to every lane (the activations stay in their natural order). The block's sums are
+ * scaled by the sixteen rows' scales (exact: powers of two) into the rows' accumulators, and the
+ * sixteen results are stored as they are: no reduction across lanes. Per 64 weights that is
+ * half a load, 1.5 shifts, 2 VPERMW and 2 VDPBF16PS, where the row-at-a-time layout needed a
+ * scale blend and an FMA too (67 -> NN ms per 20b decode token: benchmarks/vs_llamacpp.py). */
+#define ROWS16 16
+#define TOKENS_AT_ONCE 8
+#define PREFETCH_BYTES 1024 /* decode: how far ahead the next blocks are prefetched (four blocks) */
 
 /* The 16 E2M1 codes as bf16, twice (VPERMW reads five bits of each index). */
 #define FP4_BF16_TABLE                                                                                \
@@ -85,111 +63,127 @@ static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, 
         (short)0xC0C0, (short)0xC080, (short)0xC040, (short)0xC000, (short)0xBFC0, (short)0xBF80,     \
         (short)0xBF00, (short)0x8000, 0x40C0, 0x4080, 0x4040, 0x4000, 0x3FC0, 0x3F80, 0x3F00, 0x0000)
 
-#define FP4_LUTS                                                                                      \
-    const __m512i fp4_table = FP4_BF16_TABLE;                                                         \
-    const __m512i shift_a = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL,             \
-                                             0x0004000400040004LL, 0x0004000400040004LL, 0, 0, 0, 0); \
-    const __m512i shift_b = _mm512_set_epi64(0x000C000C000C000CLL, 0x000C000C000C000CLL,             \
-                                             0x000C000C000C000CLL, 0x000C000C000C000CLL,             \
-                                             0x0008000800080008LL, 0x0008000800080008LL,             \
-                                             0x0008000800080008LL, 0x0008000800080008LL)
-
-/* One token (decode): four rows at a time, each with its own accumulator in a register. */
+/* The sixteen rows' scales of one block, 2^(code - 127) as fp32 (code 0: 2^-127, a denormal). */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-__attribute__((noinline)) static void rows_avx512_one(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
-                            const bf16 *x, float *out) {
-    FP4_LUTS;
-    const int pairs = groups / 2;
-    const size_t stride = (size_t)groups * 16;
-    int r0 = 0;
-    for (; r0 + 4 <= rows && groups % 2 == 0; r0 += 4) {
-        const uint8_t *b = blocks + (size_t)r0 * stride;
-        const uint8_t *s0 = scales + (size_t)r0 * groups, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups;
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        for (int p = 0; p < pairs; p++) {
-            const __m512bh xa = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)p * 2 * BLOCK));
-            const __m512bh xb = (__m512bh)_mm512_loadu_si512((const void *)(x + (size_t)p * 2 * BLOCK + BLOCK));
-            __m512bh wa, wb;
-            __m512 scale;
-            const size_t off = (size_t)p * 32;
-            if (p % 2 == 0) { /* the next four rows' line at this place */
-                const uint8_t *next = b + (size_t)PREFETCH_ROWS * stride + off;
-                _mm_prefetch((const char *)next, _MM_HINT_T0);
-                _mm_prefetch((const char *)(next + stride), _MM_HINT_T0);
-                _mm_prefetch((const char *)(next + 2 * stride), _MM_HINT_T0);
-                _mm_prefetch((const char *)(next + 3 * stride), _MM_HINT_T0);
-            }
-            DECODE_PAIR(b + off, s0, p, wa, wb, scale);
-            acc0 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc0);
-            DECODE_PAIR(b + stride + off, s1, p, wa, wb, scale);
-            acc1 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc1);
-            DECODE_PAIR(b + 2 * stride + off, s2, p, wa, wb, scale);
-            acc2 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc2);
-            DECODE_PAIR(b + 3 * stride + off, s3, p, wa, wb, scale);
-            acc3 = _mm512_fmadd_ps(_mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), wa, xa), wb, xb), scale, acc3);
-        }
-        out[r0] = _mm512_reduce_add_ps(acc0);
-        out[r0 + 1] = _mm512_reduce_add_ps(acc1);
-        out[r0 + 2] = _mm512_reduce_add_ps(acc2);
-        out[r0 + 3] = _mm512_reduce_add_ps(acc3);
-    }
-    if (r0 < rows) rows_avx512(blocks + (size_t)r0 * stride, scales + (size_t)r0 * groups, rows - r0, groups, x, 1,
-                               out + r0);
+static inline __m512 scales16(const uint8_t *codes) {
+    __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)codes));
+    __m512i bits = _mm512_slli_epi32(c, 23);
+    bits = _mm512_mask_mov_epi32(bits, _mm512_cmpeq_epi32_mask(c, _mm512_setzero_si512()), _mm512_set1_epi32(0x00400000));
+    return _mm512_castsi512_ps(bits);
 }
 
+/* One token (decode): sixteen rows per group, two partial sums per block for the adder's latency. */
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void rows_avx512(const uint8_t *blocks, const uint8_t *scales, int rows, int groups,
-                        const bf16 *xs, int ntok, float *out) {
-    if (ntok == 1 && rows >= 4 && groups % 2 == 0) {
-        rows_avx512_one(blocks, scales, rows, groups, xs, out);
+static void rows16_one(const uint8_t *blocks, const uint8_t *scales, int rows, int groups, const bf16 *x,
+                       float *out) {
+    const __m512i table = FP4_BF16_TABLE;
+    const uint32_t *pairs = (const uint32_t *)x; /* the token's inputs, two bf16 at a time */
+    for (int g = 0; g < rows / ROWS16; g++) {
+        const uint8_t *b = blocks + (size_t)g * groups * 256;
+        const uint8_t *s = scales + (size_t)g * groups * ROWS16;
+        __m512 acc = _mm512_setzero_ps();
+        for (int k = 0; k < groups; k++) {
+            const uint8_t *bk = b + (size_t)k * 256;
+            for (int line = 0; line < 4; line++) _mm_prefetch((const char *)(bk + PREFETCH_BYTES + 64 * line), _MM_HINT_T0);
+            const uint32_t *xk = pairs + (size_t)k * 16;
+            __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+            for (int j = 0; j < 4; j++) {
+                __m512i v = _mm512_loadu_si512((const void *)(bk + 64 * j));
+                even = _mm512_dpbf16_ps(even, (__m512bh)_mm512_permutexvar_epi16(v, table),
+                                        (__m512bh)_mm512_set1_epi32((int)xk[4 * j]));
+                odd = _mm512_dpbf16_ps(odd, (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 4), table),
+                                       (__m512bh)_mm512_set1_epi32((int)xk[4 * j + 1]));
+                even = _mm512_dpbf16_ps(even, (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 8), table),
+                                        (__m512bh)_mm512_set1_epi32((int)xk[4 * j + 2]));
+                odd = _mm512_dpbf16_ps(odd, (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(v, 12), table),
+                                       (__m512bh)_mm512_set1_epi32((int)xk[4 * j + 3]));
+            }
+            acc = _mm512_fmadd_ps(_mm512_add_ps(even, odd), scales16(s + (size_t)k * ROWS16), acc);
+        }
+        _mm512_storeu_ps(out + (size_t)g * ROWS16, acc);
+    }
+}
+
+/* Several tokens (prefill): each group's weights decoded once per load and used by up to
+ * TOKENS_AT_ONCE tokens. out[r * ntok + t]. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void rows16(const uint8_t *blocks, const uint8_t *scales, int rows, int groups, const bf16 *xs, int ntok,
+                   float *out) {
+    if (ntok == 1) {
+        rows16_one(blocks, scales, rows, groups, xs, out);
         return;
     }
-    FP4_LUTS;
-    const int pairs = groups / 2, width = groups * BLOCK;
-    for (int r0 = 0; r0 < rows; r0 += ROWS_AT_ONCE) {
-        int nr = rows - r0 < ROWS_AT_ONCE ? rows - r0 : ROWS_AT_ONCE;
+    const __m512i table = FP4_BF16_TABLE;
+    const size_t width = (size_t)groups * BLOCK / 2; /* one token's inputs, in bf16 pairs */
+    const uint32_t *pairs = (const uint32_t *)xs;
+    for (int g = 0; g < rows / ROWS16; g++) {
+        const uint8_t *b = blocks + (size_t)g * groups * 256;
+        const uint8_t *s = scales + (size_t)g * groups * ROWS16;
         for (int t0 = 0; t0 < ntok; t0 += TOKENS_AT_ONCE) {
             int nt = ntok - t0 < TOKENS_AT_ONCE ? ntok - t0 : TOKENS_AT_ONCE;
-            __m512 acc[ROWS_AT_ONCE][TOKENS_AT_ONCE];
-            for (int r = 0; r < ROWS_AT_ONCE; r++)
-                for (int t = 0; t < TOKENS_AT_ONCE; t++) acc[r][t] = _mm512_setzero_ps();
-            for (int p = 0; p < pairs; p++) {
-                __m512bh wa[ROWS_AT_ONCE], wb[ROWS_AT_ONCE];
-                __m512 scale[ROWS_AT_ONCE];
-                for (int r = 0; r < nr; r++)
-                    DECODE_PAIR(blocks + ((size_t)(r0 + r) * groups + 2 * p) * 16, scales + (size_t)(r0 + r) * groups, p,
-                                wa[r], wb[r], scale[r]);
-                for (int t = 0; t < nt; t++) {
-                    const bf16 *x = xs + (size_t)(t0 + t) * width + (size_t)p * 2 * BLOCK;
-                    __m512bh xa = (__m512bh)_mm512_loadu_si512((const void *)x);
-                    __m512bh xb = (__m512bh)_mm512_loadu_si512((const void *)(x + BLOCK));
-                    for (int r = 0; r < nr; r++) {
-                        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), wa[r], xa);
-                        part = _mm512_dpbf16_ps(part, wb[r], xb);
-                        acc[r][t] = _mm512_fmadd_ps(part, scale[r], acc[r][t]);
+            __m512 acc[TOKENS_AT_ONCE];
+            for (int t = 0; t < TOKENS_AT_ONCE; t++) acc[t] = _mm512_setzero_ps();
+            for (int k = 0; k < groups; k++) {
+                const uint8_t *bk = b + (size_t)k * 256;
+                __m512 part[TOKENS_AT_ONCE];
+                for (int t = 0; t < TOKENS_AT_ONCE; t++) part[t] = _mm512_setzero_ps();
+                for (int j = 0; j < 4; j++) {
+                    __m512i v = _mm512_loadu_si512((const void *)(bk + 64 * j));
+                    for (int q = 0; q < 4; q++) {
+                        __m512bh w = (__m512bh)_mm512_permutexvar_epi16(_mm512_srl_epi16(v, _mm_cvtsi32_si128(4 * q)), table);
+                        for (int t = 0; t < nt; t++) {
+                            uint32_t pair = pairs[(size_t)(t0 + t) * width + (size_t)k * 16 + 4 * j + q];
+                            part[t] = _mm512_dpbf16_ps(part[t], w, (__m512bh)_mm512_set1_epi32((int)pair));
+                        }
                     }
                 }
+                __m512 scale = scales16(s + (size_t)k * ROWS16);
+                for (int t = 0; t < nt; t++) acc[t] = _mm512_fmadd_ps(part[t], scale, acc[t]);
             }
-            if (groups % 2) { /* the unpaired last block: its layout is [even, odd] */
-                int g = groups - 1;
-                const __m512i table = FP4_BF16_TABLE;
-                for (int r = 0; r < nr; r++) {
-                    __m128i bytes = _mm_loadu_si128((const __m128i *)(blocks + ((size_t)(r0 + r) * groups + g) * 16));
-                    __m128i lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
-                    __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
-                    __m512bh w = (__m512bh)_mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(_mm256_set_m128i(hi, lo)), table);
-                    __m512 scale = _mm512_set1_ps(scale_of(scales[(size_t)(r0 + r) * groups + g]));
-                    for (int t = 0; t < nt; t++) {
-                        const bf16 *x = xs + (size_t)(t0 + t) * width + (size_t)g * BLOCK;
-                        __m512 part = _mm512_dpbf16_ps(_mm512_setzero_ps(), w, (__m512bh)_mm512_loadu_si512((const void *)x));
-                        acc[r][t] = _mm512_fmadd_ps(part, scale, acc[r][t]);
-                    }
-                }
+            for (int t = 0; t < nt; t++) {
+                float lanes[ROWS16];
+                _mm512_storeu_ps(lanes, acc[t]);
+                for (int r = 0; r < ROWS16; r++) out[((size_t)g * ROWS16 + r) * ntok + t0 + t] = lanes[r];
             }
-            for (int r = 0; r < nr; r++)
-                for (int t = 0; t < nt; t++) out[(size_t)(r0 + r) * ntok + t0 + t] = _mm512_reduce_add_ps(acc[r][t]);
         }
     }
+}
+
+/* Rewrite `matrices` matrices of `rows` rows (a multiple of 16) and `groups` blocks per row from
+ * the HF layout (blocks [rows, groups, 16], scales [rows, groups]) into the rows16 layout, in
+ * place: per group of sixteen rows, blocks [groups, 4, 32 words] as rows16 reads them and scales
+ * [groups, 16]. A group occupies the same bytes in both layouts. */
+typedef struct {
+    uint8_t *blocks, *scales;
+    int rows, groups;
+} repack_ctx;
+
+static void repack_task(void *p, int task) {
+    const repack_ctx *c = p;
+    int per_matrix = c->rows / ROWS16, groups = c->groups;
+    size_t m = (size_t)(task / per_matrix), g = (size_t)(task % per_matrix);
+    uint8_t *b = c->blocks + (m * c->rows + g * ROWS16) * groups * 16;
+    uint8_t *s = c->scales + (m * c->rows + g * ROWS16) * groups;
+    uint8_t old_b[ROWS16 * groups * 16], old_s[ROWS16 * groups];
+    memcpy(old_b, b, sizeof old_b);
+    memcpy(old_s, s, sizeof old_s);
+    for (int k = 0; k < groups; k++) {
+        for (int r = 0; r < ROWS16; r++) s[(size_t)k * ROWS16 + r] = old_s[(size_t)r * groups + k];
+        for (int j = 0; j < 4; j++)
+            for (int w = 0; w < 32; w++) {
+                const uint8_t *row = old_b + ((size_t)(w / 2) * groups + k) * 16;
+                uint16_t word = 0;
+                for (int q = 0; q < 4; q++) word |= (uint16_t)(((row[4 * j + q] >> (4 * (w % 2))) & 0x0F) << (4 * q));
+                memcpy(b + (size_t)k * 256 + 64 * j + 2 * w, &word, 2);
+            }
+    }
+}
+
+int ossy_repack_rows16(uint8_t *blocks, uint8_t *scales, int32_t matrices, int32_t rows, int32_t groups) {
+    if (rows % ROWS16 || matrices < 0 || groups < 1) return -1;
+    repack_ctx c = {blocks, scales, rows, groups};
+    ossy_parallel(repack_task, &c, matrices * (rows / ROWS16));
+    return 0;
 }
 
 /* AVX2 (+FMA): eight weights at a time as fp32 (magnitude by VPERMPS, sign from bit 3), times
@@ -282,6 +276,7 @@ typedef struct {
     int32_t n_tokens, hidden, inter, n_experts, top_k;
     int32_t fp32;               /* 1: activations, biases, weights and out are float; 0: bf16 */
     int32_t level;              /* the path: 2 AVX512-BF16, 1 AVX2 (as ossy_select granted) */
+    int32_t rows16;             /* 1: the blocks and scales are in the rows16 layout (bf16 at level 2 only) */
     const void *x;              /* [N, H] the normed hidden states */
     const int32_t *experts;     /* [N, K] chosen experts */
     const void *weights;        /* [N, K] their routing weights (as the reference's softmax gives them) */
@@ -326,24 +321,18 @@ typedef struct {
 
 enum { ROWS_PER_TASK = 64 };
 
-/* The activations as the row kernels read them: within each block of 32, the 16 even elements
- * then the 16 odd ones; for the AVX512-BF16 kernel, each pair of blocks as `lane_source` says (an
- * unpaired last block as [even, odd]). */
+/* The activations as the row kernels read them: rows16 in their natural order; the others,
+ * within each block of 32, the 16 even elements then the 16 odd ones. */
 static void reorder(const moe_args *a, const void *src, void *dst, int n) {
     size_t size = a->fp32 ? 4 : 2;
-    int paired = !a->fp32 && a->level == 2, groups = n / BLOCK;
+    int groups = n / BLOCK;
     const char *from = src;
     char *to = dst;
+    if (a->rows16) {
+        memcpy(to, from, (size_t)n * size);
+        return;
+    }
     for (int g = 0; g < groups; g++) {
-        if (paired && g % 2 == 0 && g + 1 < groups) { /* a pair: lane_source says where each comes from */
-            for (int i = 0; i < 2 * BLOCK; i++) {
-                int block, element;
-                lane_source(i, &block, &element);
-                memcpy(to + ((size_t)g * BLOCK + i) * size, from + ((size_t)(g + block) * BLOCK + element) * size, size);
-            }
-            g++;
-            continue;
-        }
         for (int j = 0; j < BLOCK / 2; j++) {
             memcpy(to + ((size_t)g * BLOCK + j) * size, from + ((size_t)g * BLOCK + 2 * j) * size, size);
             memcpy(to + ((size_t)g * BLOCK + BLOCK / 2 + j) * size, from + ((size_t)g * BLOCK + 2 * j + 1) * size, size);
@@ -353,9 +342,9 @@ static void reorder(const moe_args *a, const void *src, void *dst, int n) {
 
 static void rows(const moe_args *a, const uint8_t *blocks, const uint8_t *scales, int n, int groups,
                  const void *xs, int ntok, float *out) {
-    if (a->level == 1) rows_avx2(blocks, scales, n, groups, xs, a->fp32, ntok, out);
-    else if (a->fp32) rows_f32_avx512(blocks, scales, n, groups, xs, ntok, out);
-    else rows_avx512(blocks, scales, n, groups, xs, ntok, out);
+    if (a->rows16) rows16(blocks, scales, n, groups, xs, ntok, out);
+    else if (a->level == 1) rows_avx2(blocks, scales, n, groups, xs, a->fp32, ntok, out);
+    else rows_f32_avx512(blocks, scales, n, groups, xs, ntok, out);
 }
 
 /* A task's rows of one matrix (gate_up or down) of one expert, times that expert's inputs. */
@@ -464,6 +453,7 @@ static void combine_task(void *p, int token) {
 /* One MoE block; 0 on success, -1 when no kernel was selected or memory ran out. */
 int ossy_moe(const moe_args *a) {
     if (a->level < 1 || a->level > supported || a->hidden % BLOCK || a->inter % BLOCK) return -1;
+    if (a->rows16 ? a->level != 2 || a->fp32 : a->level == 2 && !a->fp32) return -1; /* bf16 at level 2 is rows16 */
     int N = a->n_tokens, H = a->hidden, I = a->inter, E = a->n_experts, K = a->top_k;
     size_t size = a->fp32 ? 4 : 2;
     for (int i = 0; i < N * K; i++)

@@ -221,6 +221,9 @@ class GptOss:
         self.config = config
         self.dtype = dtype
         self.kernels = kernels if any(isinstance(layer.experts, PackedExperts) for layer in layers) else None
+        for layer in layers if self.kernels is not None else ():
+            if isinstance(layer.experts, PackedExperts):
+                self.kernels.pack(layer.experts)
         self.embed = embed  # [V, H]
         self.layers = layers
         self.norm = norm  # [H] fp32

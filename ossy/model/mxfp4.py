@@ -123,7 +123,9 @@ class PackedExperts:
     """One layer's experts kept as MXFP4; `get(e)` dequantizes expert e on demand.
 
     gate_up: blocks [E, 2I, H/32, 16], scales [E, 2I, H/32], bias [E, 2I] (rows interleaved
-    gate, up); down: blocks [E, H, I/32, 16], scales [E, H, I/32], bias [E, H].
+    gate, up); down: blocks [E, H, I/32, 16], scales [E, H, I/32], bias [E, H]. `layout` is "hf"
+    (that, as stored) or "rows16" (the same bytes reordered for the native kernel:
+    `ossy.model.native.Kernels.pack`), which only the kernel reads.
     """
 
     def __init__(self, gate_up_blocks, gate_up_scales, gate_up_bias, down_blocks, down_scales, down_bias,
@@ -134,6 +136,7 @@ class PackedExperts:
         self.dtype = dtype
         self.cache = cache
         self.key = key  # distinguishes this layer in a shared cache
+        self.layout = "hf"
 
     @property
     def num_experts(self) -> int:
@@ -141,6 +144,8 @@ class PackedExperts:
 
     def get(self, e: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W1 [2I, H], b1 [2I], W2 [H, I], b2 [H]) of expert e, [out, in] for F.linear."""
+        if self.layout != "hf":
+            raise ValueError(f"experts in the {self.layout} layout are read by the native kernel only")
         weights = self.cache.get((self.key, e)) if self.cache is not None else None
         if weights is None:
             weights = (dequantize(self.gate_up[0][e], self.gate_up[1][e], self.dtype),

@@ -32,7 +32,7 @@ log = logging.getLogger("ossy.model")
 
 class _MoeArgs(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in ("n_tokens", "hidden", "inter", "n_experts", "top_k", "fp32",
-                                                    "level")] + \
+                                                    "level", "rows16")] + \
                [(name, ctypes.c_void_p) for name in ("x", "experts", "weights", "gu_blocks", "gu_scales", "gu_bias",
                                                      "dn_blocks", "dn_scales", "dn_bias")] + \
                [("alpha", ctypes.c_float), ("limit", ctypes.c_float), ("out", ctypes.c_void_p)]
@@ -90,10 +90,24 @@ class Kernels:
             raise RuntimeError("the native attention kernel failed (a bad shape)")
         return out
 
+    def pack(self, experts) -> None:
+        """Make `experts` (a `PackedExperts`) what `moe` reads at this path: at AVX512-BF16 with bf16
+        activations, their blocks and scales rewritten in place into moe.c's rows16 layout (the
+        same bytes, reordered: no extra memory); else nothing."""
+        if self.level != LEVELS["avx512"] or experts.dtype != torch.bfloat16 or experts.layout == "rows16":
+            return
+        for blocks, scales in (experts.gate_up, experts.down):
+            if not (blocks.is_contiguous() and scales.is_contiguous()):
+                raise ValueError("packed experts must be contiguous uint8 blocks and scales")
+            E, rows, groups, _ = blocks.shape
+            if self.lib.ossy_repack_rows16(blocks.data_ptr(), scales.data_ptr(), E, rows, groups) != 0:
+                raise ValueError(f"experts of {rows} rows cannot be repacked in sixteens")
+        experts.layout = "rows16"
+
     def moe(self, h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
             limit: float) -> torch.Tensor:
         """h [N, H] (bf16 or fp32) with each token's experts `chosen` [N, K] and `weights` [N, K]
-        -> the MoE block's output [N, H]; `experts` is a `PackedExperts`."""
+        -> the MoE block's output [N, H]; `experts` is a `PackedExperts` as `pack` left it."""
         h = h.contiguous()
         chosen = chosen.to(torch.int32).contiguous()
         weights = weights.to(h.dtype).contiguous()
@@ -106,13 +120,14 @@ class Kernels:
         gu_bias, dn_bias = experts.gate_up_bias.to(h.dtype).contiguous(), experts.down_bias.to(h.dtype).contiguous()
         args = _MoeArgs(n_tokens=h.shape[0], hidden=h.shape[1], inter=dn_blocks.shape[2] * 32,
                         n_experts=gu_blocks.shape[0], top_k=chosen.shape[1], fp32=int(h.dtype == torch.float32),
-                        level=self.level,
+                        level=self.level, rows16=int(experts.layout == "rows16"),
                         x=h.data_ptr(), experts=chosen.data_ptr(), weights=weights.data_ptr(),
                         gu_blocks=gu_blocks.data_ptr(), gu_scales=gu_scales.data_ptr(), gu_bias=gu_bias.data_ptr(),
                         dn_blocks=dn_blocks.data_ptr(), dn_scales=dn_scales.data_ptr(), dn_bias=dn_bias.data_ptr(),
                         alpha=alpha, limit=limit, out=out.data_ptr())
         if self.lib.ossy_moe(ctypes.byref(args)) != 0:
-            raise RuntimeError("the native MoE kernel failed (out of memory, or a bad shape)")
+            raise RuntimeError("the native MoE kernel failed (out of memory, a bad shape, or experts not packed "
+                               "for this path: Kernels.pack)")
         return out
 
 
@@ -130,6 +145,7 @@ def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | 
     lib.ossy_select.argtypes = [ctypes.c_int]
     lib.ossy_set_threads.argtypes = [ctypes.c_int]
     lib.ossy_moe.argtypes = [ctypes.c_void_p]
+    lib.ossy_repack_rows16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
     lib.ossy_linear.argtypes = [ctypes.c_void_p]
     lib.ossy_attention.argtypes = [ctypes.c_void_p]
     level = lib.ossy_select(LEVELS.get(choice, max(LEVELS.values())))
