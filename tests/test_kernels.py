@@ -17,6 +17,7 @@ import ossy
 from ossy.errors import USER_ERRORS
 from ossy.model import native
 from ossy.model.gptoss import mixture_of_experts, route
+from ossy.model.loading import open_model
 from ossy.model.mxfp4 import PackedExperts, quantize
 
 PATHS = [name for name in ("avx512", "avx2") if (k := native.open_kernels(name)) is not None and k.name == name]
@@ -145,6 +146,18 @@ def test_packing_at_load_rewrites_memory_never_the_checkpoint(checkpoint):
     model = ossy.load(checkpoint, kernels=PATHS[0] if PATHS else "torch")
     model.logits([1, 2, 3])
     assert [hashlib.sha256(f.read_bytes()).hexdigest() for f in files] == before
+
+
+@pytest.mark.skipif("avx512" not in PATHS, reason="this CPU lacks AVX512-BF16")
+def test_mapped_experts_are_repacked_when_first_routed_and_their_pages_given_back(checkpoint):
+    model = open_model(checkpoint, "bfloat16", kernels="avx512")
+    layer = model.layers[0].experts
+    before = [layer.get(e)[0].clone() for e in range(layer.num_experts)]  # dequantized from the mapping
+    assert layer.native is not None and layer.layout == "hf" and not layer.native.held  # nothing read yet
+    model.forward(torch.tensor([1, 2, 3]), model.new_cache())
+    routed = set(model.last_routing[0, 0].nonzero().view(-1).tolist())
+    assert set(layer.native.held) == routed and routed
+    assert all(torch.equal(layer.get(e)[0], before[e]) for e in range(layer.num_experts))  # read again from the file
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])

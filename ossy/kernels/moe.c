@@ -2,7 +2,8 @@
  *
  * Owns: `ossy_moe` (one layer's routed experts for N tokens: gate_up -> clamped SwiGLU -> down ->
  * weighted sum, never dequantizing a matrix), its AVX512 (F/BW/VL/BF16) and AVX2 (+FMA/F16C)
- * variants chosen at run time (`ossy_select`), on the thread pool of pool.c.
+ * variants chosen at run time (`ossy_select`), on the thread pool of pool.c, and
+ * `ossy_repack_rows16`, the layout the AVX512-BF16 variant reads.
  * Does not own: routing (the caller passes each token's experts and weights, computed as the
  * PyTorch reference computes them), attention, or anything outside one MoE block.
  *
@@ -13,11 +14,13 @@
  * linear + 1, the product), the down output, output * routing weight, and the running sum over
  * the token's experts in expert order.
  *
- * Layout (ossy/model/mxfp4.py): a matrix W[out, in] is blocks uint8[out, in/32, 16] and scales
- * uint8[out, in/32]; byte j of a block holds element 2j (low nibble) and 2j+1 (high nibble);
- * value = E2M1(code) * 2^(scale - 127). The kernels split a block into its 16 low nibbles (even
- * elements) and 16 high nibbles (odd elements), and pair them with the activations reordered the
- * same way once per token (`reorder`), so no interleaving is needed per block.
+ * Layouts. As stored (HF, ossy/model/mxfp4.py): a matrix W[out, in] is blocks uint8[out, in/32, 16]
+ * and scales uint8[out, in/32]; byte j of a block holds element 2j (low nibble) and 2j+1 (high
+ * nibble); value = E2M1(code) * 2^(scale - 127). The AVX2 and fp32 kernels read that, splitting a
+ * block into its 16 low nibbles (even elements) and 16 high ones (odd elements), paired with the
+ * activations reordered the same way once per token (`reorder`). The AVX512-BF16 kernel reads the
+ * rows16 layout, the same bytes reordered in place at load (`ossy_repack_rows16`, called by
+ * `ossy.model.native.Kernels.pack`), with the activations in their natural order.
  */
 
 #include <math.h>
@@ -149,12 +152,14 @@ static void rows16(const uint8_t *blocks, const uint8_t *scales, int rows, int g
     }
 }
 
-/* Rewrite `matrices` matrices of `rows` rows (a multiple of 16) and `groups` blocks per row from
- * the HF layout (blocks [rows, groups, 16], scales [rows, groups]) into the rows16 layout, in
- * place: per group of sixteen rows, blocks [groups, 4, 32 words] as rows16 reads them and scales
- * [groups, 16]. A group occupies the same bytes in both layouts. */
+/* Write `matrices` matrices of `rows` rows (a multiple of 16) and `groups` blocks per row from
+ * the HF layout (blocks [rows, groups, 16], scales [rows, groups]) at `src` into the rows16 layout
+ * at `dst` (the same place, or another of the same size): per group of sixteen rows, blocks
+ * [groups, 4, 32 words] as rows16 reads them and scales [groups, 16]. A group occupies the same
+ * bytes in both layouts. */
 typedef struct {
-    uint8_t *blocks, *scales;
+    const uint8_t *src_blocks, *src_scales;
+    uint8_t *dst_blocks, *dst_scales;
     int rows, groups;
 } repack_ctx;
 
@@ -162,11 +167,11 @@ static void repack_task(void *p, int task) {
     const repack_ctx *c = p;
     int per_matrix = c->rows / ROWS16, groups = c->groups;
     size_t m = (size_t)(task / per_matrix), g = (size_t)(task % per_matrix);
-    uint8_t *b = c->blocks + (m * c->rows + g * ROWS16) * groups * 16;
-    uint8_t *s = c->scales + (m * c->rows + g * ROWS16) * groups;
+    size_t first = m * c->rows + g * ROWS16; /* the group's first row */
+    uint8_t *b = c->dst_blocks + first * groups * 16, *s = c->dst_scales + first * groups;
     uint8_t old_b[ROWS16 * groups * 16], old_s[ROWS16 * groups];
-    memcpy(old_b, b, sizeof old_b);
-    memcpy(old_s, s, sizeof old_s);
+    memcpy(old_b, c->src_blocks + first * groups * 16, sizeof old_b);
+    memcpy(old_s, c->src_scales + first * groups, sizeof old_s);
     for (int k = 0; k < groups; k++) {
         for (int r = 0; r < ROWS16; r++) s[(size_t)k * ROWS16 + r] = old_s[(size_t)r * groups + k];
         for (int j = 0; j < 4; j++)
@@ -179,9 +184,10 @@ static void repack_task(void *p, int task) {
     }
 }
 
-int ossy_repack_rows16(uint8_t *blocks, uint8_t *scales, int32_t matrices, int32_t rows, int32_t groups) {
+int ossy_repack_rows16(const uint8_t *src_blocks, const uint8_t *src_scales, uint8_t *dst_blocks,
+                       uint8_t *dst_scales, int32_t matrices, int32_t rows, int32_t groups) {
     if (rows % ROWS16 || matrices < 0 || groups < 1) return -1;
-    repack_ctx c = {blocks, scales, rows, groups};
+    repack_ctx c = {src_blocks, src_scales, dst_blocks, dst_scales, rows, groups};
     ossy_parallel(repack_task, &c, matrices * (rows / ROWS16));
     return 0;
 }
@@ -276,7 +282,6 @@ typedef struct {
     int32_t n_tokens, hidden, inter, n_experts, top_k;
     int32_t fp32;               /* 1: activations, biases, weights and out are float; 0: bf16 */
     int32_t level;              /* the path: 2 AVX512-BF16, 1 AVX2 (as ossy_select granted) */
-    int32_t rows16;             /* 1: the blocks and scales are in the rows16 layout (bf16 at level 2 only) */
     const void *x;              /* [N, H] the normed hidden states */
     const int32_t *experts;     /* [N, K] chosen experts */
     const void *weights;        /* [N, K] their routing weights (as the reference's softmax gives them) */
@@ -286,6 +291,8 @@ typedef struct {
     const uint8_t *dn_blocks;   /* [E, H, I/32, 16] */
     const uint8_t *dn_scales;   /* [E, H, I/32] */
     const void *dn_bias;        /* [E, H] */
+    const uint8_t *const *rows16; /* bf16 at level 2 (else NULL): [E, 4] the rows16 gate_up blocks,
+                                     scales, down blocks, scales of each expert; the routed ones set */
     float alpha, limit;
     void *out;                  /* [N, H] */
 } moe_args;
@@ -348,27 +355,35 @@ static void rows(const moe_args *a, const uint8_t *blocks, const uint8_t *scales
 }
 
 /* A task's rows of one matrix (gate_up or down) of one expert, times that expert's inputs. */
-static void matrix_task(phase_ctx *c, int task, const uint8_t *blocks, const uint8_t *scales, int total,
-                        int width, const void *inputs, float *outputs) {
+static void matrix_task(phase_ctx *c, int task, int down, int total, int width, const void *inputs, float *outputs) {
     const moe_args *a = c->a;
     expert_work *w = &c->work[c->task_work[task]];
     int groups = width / BLOCK, r0 = c->task_row[task];
     int n = total - r0 < ROWS_PER_TASK ? total - r0 : ROWS_PER_TASK;
-    size_t base = (size_t)w->expert * total + r0;
-    rows(a, blocks + base * groups * 16, scales + base * groups, n, groups, inputs, w->count,
+    const uint8_t *blocks, *scales;
+    size_t first = r0; /* the task's first row in the expert's matrix */
+    if (a->rows16) {
+        blocks = a->rows16[4 * (size_t)w->expert + 2 * down];
+        scales = a->rows16[4 * (size_t)w->expert + 2 * down + 1];
+    } else {
+        blocks = down ? a->dn_blocks : a->gu_blocks;
+        scales = down ? a->dn_scales : a->gu_scales;
+        first += (size_t)w->expert * total;
+    }
+    rows(a, blocks + first * groups * 16, scales + first * groups, n, groups, inputs, w->count,
          outputs + (size_t)r0 * w->count);
 }
 
 static void gate_up_task(void *p, int task) {
     phase_ctx *c = p;
     expert_work *w = &c->work[c->task_work[task]];
-    matrix_task(c, task, c->a->gu_blocks, c->a->gu_scales, 2 * c->a->inter, c->a->hidden, w->xs, w->gate_up);
+    matrix_task(c, task, 0, 2 * c->a->inter, c->a->hidden, w->xs, w->gate_up);
 }
 
 static void down_task(void *p, int task) {
     phase_ctx *c = p;
     expert_work *w = &c->work[c->task_work[task]];
-    matrix_task(c, task, c->a->dn_blocks, c->a->dn_scales, c->a->hidden, c->a->inter, w->act, w->down);
+    matrix_task(c, task, 1, c->a->hidden, c->a->inter, w->act, w->down);
 }
 
 /* SwiGLU of one expert's gate_up outputs for one token, rounded where the reference's ops round;
@@ -453,11 +468,14 @@ static void combine_task(void *p, int token) {
 /* One MoE block; 0 on success, -1 when no kernel was selected or memory ran out. */
 int ossy_moe(const moe_args *a) {
     if (a->level < 1 || a->level > supported || a->hidden % BLOCK || a->inter % BLOCK) return -1;
-    if (a->rows16 ? a->level != 2 || a->fp32 : a->level == 2 && !a->fp32) return -1; /* bf16 at level 2 is rows16 */
+    if ((a->rows16 != NULL) != (a->level == 2 && !a->fp32)) return -1; /* bf16 at level 2 reads rows16 */
     int N = a->n_tokens, H = a->hidden, I = a->inter, E = a->n_experts, K = a->top_k;
     size_t size = a->fp32 ? 4 : 2;
-    for (int i = 0; i < N * K; i++)
+    for (int i = 0; i < N * K; i++) {
         if (a->experts[i] < 0 || a->experts[i] >= E) return -1;
+        for (int m = 0; a->rows16 && m < 4; m++)
+            if (!a->rows16[4 * (size_t)a->experts[i] + m]) return -1; /* a routed expert not repacked */
+    }
     int *counts = calloc((size_t)E, sizeof(int)), *first = calloc((size_t)E, sizeof(int));
     int *index = calloc((size_t)E, sizeof(int));
     expert_work *work = calloc((size_t)E, sizeof(expert_work));

@@ -124,8 +124,8 @@ class PackedExperts:
 
     gate_up: blocks [E, 2I, H/32, 16], scales [E, 2I, H/32], bias [E, 2I] (rows interleaved
     gate, up); down: blocks [E, H, I/32, 16], scales [E, H, I/32], bias [E, H]. `layout` is "hf"
-    (that, as stored) or "rows16" (the same bytes reordered for the native kernel:
-    `ossy.model.native.Kernels.pack`), which only the kernel reads.
+    (that, as stored) or "rows16" (the same bytes reordered in place for the native kernel, which
+    only it reads); `native` is what the native kernel made of them (`ossy.model.native.Kernels.pack`).
     """
 
     def __init__(self, gate_up_blocks, gate_up_scales, gate_up_bias, down_blocks, down_scales, down_bias,
@@ -137,6 +137,7 @@ class PackedExperts:
         self.cache = cache
         self.key = key  # distinguishes this layer in a shared cache
         self.layout = "hf"
+        self.native = None
 
     @property
     def num_experts(self) -> int:

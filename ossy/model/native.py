@@ -3,7 +3,8 @@ torch-facing functions.
 
 Owns: finding and loading the library, choosing its path (`open_kernels("auto" | "avx512" |
 "avx2" | "torch")`: the best the CPU has, or a lower one a setting forces; None means the PyTorch
-path), its thread count, and `Kernels.moe`, one MoE block on packed MXFP4 experts. Routing stays
+path), its thread count, `Kernels.pack` (experts in the layout the chosen path reads, rewritten in
+place at load) and `Kernels.moe`, one MoE block on packed MXFP4 experts. Routing stays
 in PyTorch, exactly as `ossy.model.gptoss.mixture_of_experts` computes it, and the kernel gets
 each token's chosen experts and weights.
 Does not own: the math itself (the C file states its numerics, which follow the PyTorch
@@ -32,9 +33,9 @@ log = logging.getLogger("ossy.model")
 
 class _MoeArgs(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int32) for name in ("n_tokens", "hidden", "inter", "n_experts", "top_k", "fp32",
-                                                    "level", "rows16")] + \
+                                                    "level")] + \
                [(name, ctypes.c_void_p) for name in ("x", "experts", "weights", "gu_blocks", "gu_scales", "gu_bias",
-                                                     "dn_blocks", "dn_scales", "dn_bias")] + \
+                                                     "dn_blocks", "dn_scales", "dn_bias", "rows16")] + \
                [("alpha", ctypes.c_float), ("limit", ctypes.c_float), ("out", ctypes.c_void_p)]
 
 
@@ -92,17 +93,9 @@ class Kernels:
 
     def pack(self, experts) -> None:
         """Make `experts` (a `PackedExperts`) what `moe` reads at this path: at AVX512-BF16 with bf16
-        activations, their blocks and scales rewritten in place into moe.c's rows16 layout (the
-        same bytes, reordered: no extra memory); else nothing."""
-        if self.level != LEVELS["avx512"] or experts.dtype != torch.bfloat16 or experts.layout == "rows16":
-            return
-        for blocks, scales in (experts.gate_up, experts.down):
-            if not (blocks.is_contiguous() and scales.is_contiguous()):
-                raise ValueError("packed experts must be contiguous uint8 blocks and scales")
-            E, rows, groups, _ = blocks.shape
-            if self.lib.ossy_repack_rows16(blocks.data_ptr(), scales.data_ptr(), E, rows, groups) != 0:
-                raise ValueError(f"experts of {rows} rows cannot be repacked in sixteens")
-        experts.layout = "rows16"
+        activations, moe.c's rows16 layout (`_Rows16`); else the layout as stored."""
+        if self.level == LEVELS["avx512"] and experts.dtype == torch.bfloat16 and experts.native is None:
+            experts.native = _Rows16(self.lib, experts)
 
     def moe(self, h: torch.Tensor, chosen: torch.Tensor, weights: torch.Tensor, experts, alpha: float,
             limit: float) -> torch.Tensor:
@@ -118,9 +111,10 @@ class Kernels:
         if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in parts):
             raise ValueError("packed experts must be contiguous uint8 blocks and scales")
         gu_bias, dn_bias = experts.gate_up_bias.to(h.dtype).contiguous(), experts.down_bias.to(h.dtype).contiguous()
+        rows16 = ctypes.addressof(experts.native.pointers(chosen)) if experts.native is not None else None
         args = _MoeArgs(n_tokens=h.shape[0], hidden=h.shape[1], inter=dn_blocks.shape[2] * 32,
                         n_experts=gu_blocks.shape[0], top_k=chosen.shape[1], fp32=int(h.dtype == torch.float32),
-                        level=self.level, rows16=int(experts.layout == "rows16"),
+                        level=self.level, rows16=rows16,
                         x=h.data_ptr(), experts=chosen.data_ptr(), weights=weights.data_ptr(),
                         gu_blocks=gu_blocks.data_ptr(), gu_scales=gu_scales.data_ptr(), gu_bias=gu_bias.data_ptr(),
                         dn_blocks=dn_blocks.data_ptr(), dn_scales=dn_scales.data_ptr(), dn_bias=dn_bias.data_ptr(),
@@ -129,6 +123,90 @@ class Kernels:
             raise RuntimeError("the native MoE kernel failed (out of memory, a bad shape, or experts not packed "
                                "for this path: Kernels.pack)")
         return out
+
+
+class _Rows16:
+    """One layer's experts as moe.c's AVX512-BF16 kernel reads them (its rows16 layout), for
+    `Kernels.moe`: the pointers [E, 4] to each expert's gate_up blocks and scales and down blocks
+    and scales.
+
+    Experts in memory of the process's own (a GGUF's, read at load; a test's) are rewritten in
+    place, all at once: the same bytes, reordered (their `layout` becomes "rows16", which only the
+    kernel reads). Experts mapped from a checkpoint file stay as they are, and each is repacked
+    into memory of its own the first time a token is routed to it: writing the mapping in place
+    would copy every page (copy-on-write), and reading every expert at load would cost the time
+    to the first token. The mapped pages an expert was read from are then given back
+    (MADV_DONTNEED; a private file mapping reads them again from the file if touched), so its
+    bytes are held once. (Slots, no __dict__: `GptOss.weight_bytes` counts the experts, not this
+    kernel-side copy of them.)"""
+
+    __slots__ = ("lib", "experts", "table", "held", "missing")
+
+    def __init__(self, lib: ctypes.CDLL, experts) -> None:
+        self.lib, self.experts = lib, experts
+        E = experts.num_experts
+        self.table = (ctypes.c_void_p * (4 * E))()
+        self.held: dict[int, list[torch.Tensor]] = {}  # expert -> its repacked tensors
+        self.missing = set(range(E))
+        if not _file_mapped(experts.gate_up[0].data_ptr()):
+            for blocks, scales in (experts.gate_up, experts.down):
+                self._repack(blocks, scales, blocks, scales, E)
+            experts.layout = "rows16"
+            for e in range(E):
+                self._point(e, [t[e] for pair in (experts.gate_up, experts.down) for t in pair])
+
+    def pointers(self, chosen: torch.Tensor) -> ctypes.Array:
+        """The table, every expert in `chosen` repacked."""
+        if self.missing:
+            for e in self.missing.intersection(chosen.unique().tolist()):
+                held = []
+                for blocks, scales in (self.experts.gate_up, self.experts.down):
+                    new_blocks, new_scales = torch.empty_like(blocks[e]), torch.empty_like(scales[e])
+                    self._repack(blocks[e], scales[e], new_blocks, new_scales, 1)
+                    _give_back(blocks[e])
+                    _give_back(scales[e])
+                    held += [new_blocks, new_scales]
+                self._point(e, held)
+                self.held[e] = held
+        return self.table
+
+    def _repack(self, blocks, scales, new_blocks, new_scales, matrices: int) -> None:
+        if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in (blocks, scales)):
+            raise ValueError("packed experts must be contiguous uint8 blocks and scales")
+        rows, groups = blocks.shape[-3], blocks.shape[-2]
+        if self.lib.ossy_repack_rows16(blocks.data_ptr(), scales.data_ptr(), new_blocks.data_ptr(),
+                                       new_scales.data_ptr(), matrices, rows, groups) != 0:
+            raise ValueError(f"experts of {rows} rows cannot be repacked in sixteens")
+
+    def _point(self, e: int, tensors: list[torch.Tensor]) -> None:
+        for m, t in enumerate(tensors):
+            self.table[4 * e + m] = t.data_ptr()
+        self.missing.discard(e)
+
+
+MADV_DONTNEED = 4
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+def _file_mapped(address: int) -> bool:
+    """Whether `address` lies in a mapping of a file (/proc/self/maps names one)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            if low <= address < high:
+                return len(fields) == 6 and fields[5].startswith("/")
+    return False
+
+
+def _give_back(t: torch.Tensor) -> None:
+    """Drop the whole pages of a file-mapped tensor from this process (re-read from the file if touched)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    start = -(-t.data_ptr() // page) * page
+    end = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+    if end > start:
+        _libc.madvise(start, end - start, MADV_DONTNEED)
 
 
 def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | None:
@@ -145,7 +223,7 @@ def open_kernels(choice: str = "auto", threads: int | None = None) -> Kernels | 
     lib.ossy_select.argtypes = [ctypes.c_int]
     lib.ossy_set_threads.argtypes = [ctypes.c_int]
     lib.ossy_moe.argtypes = [ctypes.c_void_p]
-    lib.ossy_repack_rows16.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32]
+    lib.ossy_repack_rows16.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int32] * 3
     lib.ossy_linear.argtypes = [ctypes.c_void_p]
     lib.ossy_attention.argtypes = [ctypes.c_void_p]
     level = lib.ossy_select(LEVELS.get(choice, max(LEVELS.values())))
