@@ -19,8 +19,9 @@
  * nibble); value = E2M1(code) * 2^(scale - 127). The AVX2 and fp32 kernels read that, splitting a
  * block into its 16 low nibbles (even elements) and 16 high ones (odd elements), paired with the
  * activations reordered the same way once per token (`reorder`). The AVX512-BF16 kernel reads the
- * rows16 layout, the same bytes reordered in place at load (`ossy_repack_rows16`, called by
- * `ossy.model.native.Kernels.pack`), with the activations in their natural order.
+ * rows16 layout, the same bytes reordered (`ossy_repack_rows16`: in place, or per expert into
+ * memory of its own, as `ossy.model.native.Kernels.pack` decides), through a table of each
+ * expert's matrices (`moe_args.rows16`), with the activations in their natural order.
  */
 
 #include <math.h>
