@@ -14,7 +14,7 @@ rendering, engine, harmony parser: what `ossy run`, `ossy serve` and the agent u
   used result   the same answer is the conversation's, word for word (reported)
 
 Reproduce (about 5-10 minutes on 2 cores a run):
-    .venv/bin/python -m ossy.train /tmp/nano                          # train one
+    .venv/bin/ossy train /tmp/nano                                    # train one
     .venv/bin/python evals/nano_quality.py --checkpoint /tmp/nano
     .venv/bin/python evals/nano_quality.py --checkpoint /tmp/nano --toolsets fs     # also: all, none
 """
