@@ -104,9 +104,9 @@ class Toolbox:
     kernel and browser pages in `state`) lives as long as the toolbox; `close()` ends it unless
     it was passed in by the caller."""
 
-    registry: object  # ossy.tools.registry.Registry (openai_tools(), get(name))
+    registry: Registry
     context: ToolContext
-    executor: object  # ossy.tools.executor.Executor (call(name, arguments) -> ToolResult)
+    executor: Executor
     owns_context: bool = True
 
     @classmethod
