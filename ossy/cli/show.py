@@ -17,7 +17,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ossy.config import settings
+from ossy.config import Settings, settings
 from ossy.errors import NotFoundError
 from ossy.format import human_bytes, human_number
 from ossy.store import Library, Model, parse_name
@@ -61,23 +61,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"FROM {path.resolve()}")
     elif not (args.template or args.parameters or args.system):  # a bare checkpoint has none of these
         s = settings()
-        info = checkpoint_info(checkpoint, args.verbose, local_memory(), license=license, kernels=s.kernels,
+        info = checkpoint_info(checkpoint, args.verbose, local_memory(s), license=license, kernels=s.kernels,
                                threads=s.num_threads)
         print(render_show(info, verbose=args.verbose), end="")
     return 0
 
 
-def local_memory(resolver=None, name: str | None = None):
-    """config -> the memory estimate of a model loaded by this machine's engine settings
-    (OSSY_NUM_PARALLEL slots, OSSY_KERNELS) at the num_ctx a request gets by default: of the stored
-    model `name` through `resolver`, else of a bare checkpoint (OSSY_CONTEXT_LENGTH or the default)."""
+def local_memory(s: Settings, resolver=None, name: str | None = None):
+    """config -> the memory estimate of a model loaded by the engine settings `s` (OSSY_NUM_PARALLEL
+    slots, OSSY_KERNELS) at the num_ctx a request gets by default: of the stored model `name`
+    through `resolver`, else of a bare checkpoint (OSSY_CONTEXT_LENGTH or the default)."""
 
     from ossy.chat.models import memory_of  # lazy: torch, kept out of `ossy --help`
     from ossy.chat.options import resolve_options  # lazy: torch, kept out of `ossy --help`
     from ossy.engine.scheduler import memory_estimate  # lazy: torch, kept out of `ossy --help`
     from ossy.model.native import open_kernels  # lazy: torch, kept out of `ossy --help`
 
-    s = settings()
     native = open_kernels(s.kernels, s.num_threads) is not None
     estimate = functools.partial(memory_estimate, slots=s.num_parallel, native=native)
     if resolver is not None:
@@ -205,7 +204,7 @@ def show_named(args: argparse.Namespace) -> int:
         from ossy.chat.models import StoreResolver  # lazy: torch, kept out of `ossy --help`
 
         resolver = StoreResolver(library, default_num_ctx=s.context_length)
-        info = show_info(model, args.verbose, local_memory(resolver, args.model), s.kernels, s.num_threads)
+        info = show_info(model, args.verbose, local_memory(s, resolver, args.model), s.kernels, s.num_threads)
         text = render_show(info, verbose=args.verbose, tools=True)
     print(text, end="" if not text or text.endswith("\n") else "\n")
     return 0

@@ -3,8 +3,8 @@ torch-facing functions.
 
 Owns: finding and loading the library, choosing its path (`open_kernels("auto" | "avx512" |
 "avx2" | "torch")`: the best the CPU has, or a lower one a setting forces; None means the PyTorch
-path), its thread count, `Kernels.pack` (experts in the layout the chosen path reads, rewritten in
-place at load) and `Kernels.moe`, one MoE block on packed MXFP4 experts. Routing stays
+path), its thread count, `Kernels.pack` (experts in the layout the chosen path reads: `_Rows16`
+says when they are repacked) and `Kernels.moe`, one MoE block on packed MXFP4 experts. Routing stays
 in PyTorch, exactly as `ossy.model.gptoss.mixture_of_experts` computes it, and the kernel gets
 each token's chosen experts and weights.
 Does not own: the math itself (the C file states its numerics, which follow the PyTorch
@@ -107,9 +107,7 @@ class Kernels:
         out = torch.empty_like(h)
         gu_blocks, gu_scales = experts.gate_up
         dn_blocks, dn_scales = experts.down
-        parts = (gu_blocks, gu_scales, dn_blocks, dn_scales)
-        if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in parts):
-            raise ValueError("packed experts must be contiguous uint8 blocks and scales")
+        _require_packed(gu_blocks, gu_scales, dn_blocks, dn_scales)
         gu_bias, dn_bias = experts.gate_up_bias.to(h.dtype).contiguous(), experts.down_bias.to(h.dtype).contiguous()
         rows16 = ctypes.addressof(experts.native.pointers(chosen)) if experts.native is not None else None
         args = _MoeArgs(n_tokens=h.shape[0], hidden=h.shape[1], inter=dn_blocks.shape[2] * 32,
@@ -171,8 +169,7 @@ class _Rows16:
         return self.table
 
     def _repack(self, blocks, scales, new_blocks, new_scales, matrices: int) -> None:
-        if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in (blocks, scales)):
-            raise ValueError("packed experts must be contiguous uint8 blocks and scales")
+        _require_packed(blocks, scales)
         rows, groups = blocks.shape[-3], blocks.shape[-2]
         if self.lib.ossy_repack_rows16(blocks.data_ptr(), scales.data_ptr(), new_blocks.data_ptr(),
                                        new_scales.data_ptr(), matrices, rows, groups) != 0:
@@ -182,6 +179,11 @@ class _Rows16:
         for m, t in enumerate(tensors):
             self.table[4 * e + m] = t.data_ptr()
         self.missing.discard(e)
+
+
+def _require_packed(*parts: torch.Tensor) -> None:
+    if not all(t.is_contiguous() and t.dtype == torch.uint8 for t in parts):
+        raise ValueError("packed experts must be contiguous uint8 blocks and scales")
 
 
 MADV_DONTNEED = 4
