@@ -245,3 +245,44 @@ def test_attention_matches_the_reference(path, case, dtype):
     else:  # sums in another order, an exp within 2 ulp: rarely the neighbouring bf16
         assert (got == expected).float().mean() > 0.97
         torch.testing.assert_close(got, expected, rtol=2 ** -6, atol=2e-3)
+
+
+NORM_CASES = [(1, 2880, 1.0), (3, 2880, 40.0), (8, 64, 1e-3), (2, 37, 1.0)]  # N, H, scale of x
+
+
+@pytest.mark.skipif(not PATHS, reason="this CPU has neither AVX512-BF16 nor AVX2")
+@pytest.mark.parametrize("case", NORM_CASES, ids=[f"N{n}-H{h}-x{s}" for n, h, s in NORM_CASES])
+def test_rms_norm_to_one_rounding_and_rope_bit_identical(case):
+    from ossy.model.gptoss import rms_norm, rope_tables, rotate
+
+    n, hidden, scale = case
+    g = torch.Generator().manual_seed(hidden + n)
+    kernels = native.open_kernels(PATHS[0])
+    x = (torch.randn(n, hidden, generator=g) * scale).to(torch.bfloat16)
+    gain = torch.rand(hidden, generator=g) * 2
+    got, expected = kernels.rms_norm(x, gain, 1e-5), rms_norm(x, gain, 1e-5)
+    assert (got == expected).float().mean() >= 0.999  # the mean of squares summed in another order
+    torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=0)  # else one bf16 step
+    Hq, Hkv, D = 8, 2, 16
+    rows = torch.randn(n, (Hq + 2 * Hkv) * D, generator=g).to(torch.bfloat16)
+    inv_freq = 1.0 / (150000 ** (torch.arange(0, D, 2).float() / D))
+    cos, sin = rope_tables(inv_freq, torch.arange(1000, 1000 + n), 1.35, torch.bfloat16)
+    q, k, v = rows.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
+    expected_q, expected_k = rotate(q.reshape(n, Hq, D), cos, sin), rotate(k.reshape(n, Hkv, D), cos, sin)
+    rotated = rows.clone()
+    kernels.rope(rotated, Hq + Hkv, D, cos, sin)  # q and k heads in place, v untouched
+    got_q, got_k, got_v = rotated.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
+    assert torch.equal(got_q.reshape(n, Hq, D), expected_q) and torch.equal(got_k.reshape(n, Hkv, D), expected_k)
+    assert torch.equal(got_v, v)
+
+
+@pytest.mark.skipif(not PATHS, reason="this CPU has neither AVX512-BF16 nor AVX2")
+def test_decode_matrices_are_copied_to_huge_pages_unchanged(checkpoint):
+    reference = open_model(checkpoint, "bfloat16", kernels="torch")
+    model = open_model(checkpoint, "bfloat16", kernels=PATHS[0])
+    for got, expected in [(model.unembed, reference.unembed)] + [
+            (pair, ref_pair) for layer, ref in zip(model.layers, reference.layers)
+            for pair, ref_pair in ((layer.qkv, ref.qkv), (layer.out, ref.out))]:
+        assert torch.equal(got, expected) and got.data_ptr() % native.HUGE_PAGE == 0
+    region = native.hugepage_empty(3 * native.HUGE_PAGE + 5)
+    assert region.numel() == 3 * native.HUGE_PAGE + 5 and region.untyped_storage().nbytes() == region.numel()

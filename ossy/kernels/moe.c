@@ -58,7 +58,9 @@ static inline float scale_of(uint8_t s) { return SCALES[s]; }
  * (best of 30, 2 threads, random experts). */
 #define ROWS16 16
 #define TOKENS_AT_ONCE 8
-#define PREFETCH_BYTES 1024 /* decode: how far ahead the next blocks are prefetched (four blocks) */
+#ifndef MOE_PREFETCH_BYTES
+#define MOE_PREFETCH_BYTES 1024 /* decode: how far ahead the next blocks are prefetched (four blocks) */
+#endif
 
 /* The 16 E2M1 codes as bf16, twice (VPERMW reads five bits of each index). */
 #define FP4_BF16_TABLE                                                                                \
@@ -89,7 +91,7 @@ static void rows16_one(const uint8_t *blocks, const uint8_t *scales, int rows, i
         __m512 acc = _mm512_setzero_ps();
         for (int k = 0; k < groups; k++) {
             const uint8_t *bk = b + (size_t)k * 256;
-            for (int line = 0; line < 4; line++) _mm_prefetch((const char *)(bk + PREFETCH_BYTES + 64 * line), _MM_HINT_T0);
+            for (int line = 0; line < 4; line++) _mm_prefetch((const char *)(bk + MOE_PREFETCH_BYTES + 64 * line), _MM_HINT_T0);
             const uint32_t *xk = pairs + (size_t)k * 16;
             __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
             for (int j = 0; j < 4; j++) {

@@ -224,6 +224,9 @@ class GptOss:
         for layer in layers if self.kernels is not None else ():
             if isinstance(layer.experts, PackedExperts):
                 self.kernels.pack(layer.experts)
+            layer.qkv, layer.out = self.kernels.resident(layer.qkv), self.kernels.resident(layer.out)
+        if self.kernels is not None:
+            unembed = self.kernels.resident(unembed)
         self.embed = embed  # [V, H]
         self.layers = layers
         self.norm = norm  # [H] fp32
@@ -315,19 +318,17 @@ class GptOss:
         positions = positions.to(self.embed.device)  # [N]
         x = F.embedding(torch.cat([ids for ids, _ in sequences]).to(self.embed.device), self.embed)  # [N, H]
         cos, sin = rope_tables(self.inv_freq, positions, self.config.yarn_concentration, self.dtype)
-        c = self.config
         choices = []  # [N, K] experts chosen in each layer
         for i, layer in enumerate(self.layers):
             caches = [cache.layers[i] for _, cache in sequences]
-            x = x + self._attention(layer, rms_norm(x, layer.input_norm, c.rms_norm_eps),
-                                    positions, cos, sin, caches, lengths)
-            out, chosen = self._moe(layer, rms_norm(x, layer.mlp_norm, c.rms_norm_eps))
+            x = x + self._attention(layer, self._norm(x, layer.input_norm), positions, cos, sin, caches, lengths)
+            out, chosen = self._moe(layer, self._norm(x, layer.mlp_norm))
             x = x + out
             choices.append(chosen)
         for (_, cache), n in zip(sequences, lengths):
             cache.length += n
         self.last_routing = self._count_routing(choices, lengths)
-        return rms_norm(x, self.norm, self.config.rms_norm_eps)  # [N, H]
+        return self._norm(x, self.norm)  # [N, H]
 
     def _forward_batch(self, sequences: list[tuple[torch.Tensor, KVCache]], last_only: bool) -> list[torch.Tensor]:
         lengths = [ids.shape[0] for ids, _ in sequences]
@@ -338,21 +339,31 @@ class GptOss:
             return list(self._linear(h[[end - 1 for end in ends]], self.unembed).float().split(1))
         return [self._linear(h[r], self.unembed).float() for r in rows]  # [T_b, V] each
 
+    def _native_step(self, x: torch.Tensor) -> bool:
+        """Whether x [N, ...] is the few bf16 tokens of a decode step, which the native kernels
+        take through matrix-vector products and small fused steps (larger N is PyTorch's GEMMs)."""
+        return self.kernels is not None and x.dtype == torch.bfloat16 and 0 < x.shape[0] <= MAX_LINEAR_TOKENS
+
     def _linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        """x [N, in] @ w^T + b; the native kernel for the few bf16 tokens of a decode step."""
-        if self.kernels is not None and x.dtype == torch.bfloat16 and 0 < x.shape[0] <= MAX_LINEAR_TOKENS:
-            return self.kernels.linear(x, w, b)
-        return F.linear(x, w, b)
+        """x [N, in] @ w^T + b."""
+        return self.kernels.linear(x, w, b) if self._native_step(x) else F.linear(x, w, b)
+
+    def _norm(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        """`rms_norm` of x [N, H]."""
+        eps = self.config.rms_norm_eps
+        return self.kernels.rms_norm(x, gain, eps) if self._native_step(x) else rms_norm(x, gain, eps)
 
     def _attention(self, layer: Layer, h, positions, cos, sin, caches, lengths) -> torch.Tensor:
         """h [N, H] -> attention block output [N, H]; attention runs per sequence on its cache."""
         c = self.config
         Hq, Hkv, D = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         qkv = self._linear(h, layer.qkv, layer.qkv_bias)  # [N, (Hq + 2 Hkv) D]
+        if self._native_step(qkv):
+            self.kernels.rope(qkv, Hq + Hkv, D, cos, sin)  # q and k rotated in place
         q, k, v = qkv.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
-        q = rotate(q.view(-1, Hq, D), cos, sin)  # [N, Hq, D]
-        k = rotate(k.view(-1, Hkv, D), cos, sin)  # [N, Hkv, D]
-        v = v.view(-1, Hkv, D)
+        q, k, v = q.view(-1, Hq, D), k.view(-1, Hkv, D), v.view(-1, Hkv, D)
+        if not self._native_step(qkv):
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # [N, Hq, D], [N, Hkv, D]
         window = c.sliding_window if layer.sliding else None
         outs, start = [], 0
         for cache, n in zip(caches, lengths):
