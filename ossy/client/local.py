@@ -66,8 +66,8 @@ class LocalServer:
 
 
 def default_app():
-    """The server's ASGI app over a `LocalEngine` and the model store (for in-process runs)."""
-    from ossy.engine.scheduler import LocalEngine  # lazy: torch, loaded only when no server answers
+    """The server's ASGI app over the engine OSSY_BACKEND names and the model store (for in-process runs)."""
+    from ossy.engine.backend import open_engine  # lazy: torch, loaded only when no server answers
     try:
         from ossy.server import create_app  # lazy: as above (fastapi too)
     except ImportError as e:  # pragma: no cover - a broken installation
@@ -77,7 +77,7 @@ def default_app():
     s = settings()
     library = Library.from_settings(s)
     install_missing(library)  # as `ossy serve` does when it starts: the bundled nano, the first time
-    return create_app(LocalEngine.from_settings(s), library=library, settings=s)
+    return create_app(open_engine(s), library=library, settings=s)
 
 
 @contextmanager
