@@ -14,8 +14,9 @@ same grammar the local engine runs) gives the ids allowed next, and vLLM samples
 them (`allowed_token_ids`, max_tokens 1), the prompt's KV reused from vLLM's prefix cache. That is
 one vLLM request per constrained token, chosen over vLLM's guided decoding because the grammar and
 the tool-call forcing stay ossy's (identical output on both backends) and because guided decoding
-needs a tokenizer in vLLM, which token-id serving does without; the cost is measured in the
-closing note of issue 23.
+needs a tokenizer in vLLM, which token-id serving does without. Its cost, measured on the tiny
+test model in process (fp32, 2 CPU threads, best of 3): 112 constrained tokens/s against 167
+free ones, about 3 ms more per token.
 
 Does not own: vLLM (it lives in a venv of its own: `make test-vllm`), text, harmony, the prompt
 overflow policy (`ossy.engine.jobs.admit_prompt`, shared with the local engine).
@@ -244,6 +245,9 @@ class VllmEngine:
         async with self._load_lock:
             if self.model is not None and self.model.digest == model.digest:
                 return 0
+            if self._running and isinstance(self.transport, InProcess):
+                raise UnavailableError(f"vLLM in this process serves one model at a time and {self.model.name!r} "
+                                       f"is generating; {model.name!r} can load when it is done")
             started = time.perf_counter_ns()
             try:
                 await self.transport.load(model)
@@ -317,7 +321,7 @@ class VllmGeneration:
                  truncated: int, load_ns: int) -> None:
         self.engine, self.request, self.prompt, self.params = engine, request, prompt, params
         self.truncated, self.load_ns = truncated, load_ns
-        self.id = request.request_id or uuid.uuid4().hex
+        self.id = f"{request.request_id or 'ossy'}-{uuid.uuid4().hex[:12]}"  # unique, as vLLM requires
         self.generated: list[int] = []
         self.cached = 0
         self.started = time.perf_counter_ns()

@@ -335,3 +335,17 @@ def test_a_vllm_server_over_http(vllm_server, ref, expected):
     assert all(t.logprob is not None and len(t.top_logprobs) == 2 for t in lp_tokens)
     assert events[-1].reason == "cancelled" and len(events) < 50
     assert loaded[0].backend == f"vllm {vllm_server}"
+
+
+def test_the_gpu_check_script_runs_its_steps_on_a_cpu(checkpoint):
+    """scripts/gpu_check.py, which gpu_check.sh runs on CUDA, with `--device cpu`: both engines
+    report tokens per second and choose the same greedy ids."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script), str(checkpoint), "--device", "cpu", "--dtype", "float32",
+                           "--prompt", "64", "--tokens", "16", "--vllm-args",
+                           json.dumps({"enforce_eager": True, "kv_cache_memory_bytes": 256 << 20})],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [line["engine"] for line in lines] == ["ossy on vLLM", "ossy pytorch (cpu)"]
+    assert all(line["decode_tok_s"] > 0 and line["tokens"] == 16 and line["same_greedy_ids"] for line in lines)
