@@ -81,21 +81,36 @@ async def collect(engine, req) -> tuple[list[Token], Finished]:
     return tokens, finished
 
 
+def on_ossys_engine(*requests: GenerateRequest) -> list[list[Token]]:
+    """The tokens ossy's own engine (the PyTorch path, fp32, same weights) gives each request."""
+    async def run():
+        engine = LocalEngine(num_parallel=1, kernels="torch", dtype="float32")
+        try:
+            return [(await collect(engine, req))[0] for req in requests]
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
+async def cancel_after(engine, req: GenerateRequest, n: int) -> list:
+    """The events of `req` when it is cancelled after its n-th token."""
+    generation, events = await engine.submit(req), []
+    async for event in generation:
+        events.append(event)
+        if len(events) == n:
+            generation.cancel()
+    return events
+
+
 PROMPTS = [[200006, 1428, 200008, 12194, 200007, 200006], [5, 17, 42, 9, 250, 3, 77], list(range(1000, 1040))]
 
 
 @pytest.fixture(scope="module")
 def expected(ref) -> dict[int, list[int]]:
-    """ossy's own engine (the PyTorch path, fp32) on the same weights: greedy ids per prompt."""
-    async def run():
-        engine = LocalEngine(num_parallel=1, kernels="torch", dtype="float32")
-        try:
-            return {i: [t.id for t in (await collect(engine, request(ref, p, max_tokens=24)))[0]]
-                    for i, p in enumerate(PROMPTS)}
-        finally:
-            await engine.close()
-
-    return asyncio.run(run())
+    """ossy's own greedy ids per prompt."""
+    own = on_ossys_engine(*(request(ref, p, max_tokens=24) for p in PROMPTS))
+    return {i: [t.id for t in tokens] for i, tokens in enumerate(own)}
 
 
 # ---- in this process ---------------------------------------------------------------------------
@@ -143,17 +158,9 @@ def test_concurrent_requests_each_get_their_own_tokens(in_process, loop, ref, ex
 
 
 def test_streaming_and_cancellation(in_process, loop, ref):
-    async def cancel_after_three():
-        generation = await in_process.submit(request(ref, PROMPTS[1], max_tokens=900, temperature=1.0, seed=1))
-        seen = []
-        async for event in generation:
-            seen.append(event)
-            if len(seen) == 3:
-                generation.cancel()
-        return seen
-
     before = in_process.counters()["cancelled"]
-    events = loop.run_until_complete(cancel_after_three())
+    events = loop.run_until_complete(cancel_after(in_process, request(ref, PROMPTS[1], max_tokens=900, temperature=1.0,
+                                                                      seed=1), 3))
     assert all(isinstance(e, Token) for e in events[:3]) and isinstance(events[-1], Finished)
     assert events[-1].reason == "cancelled" and len(events) < 50
     assert in_process.counters()["cancelled"] == before + 1
@@ -162,17 +169,9 @@ def test_streaming_and_cancellation(in_process, loop, ref):
 
 
 def test_logprobs_match_ossys_own(in_process, loop, ref):
-    tokens, _ = loop.run_until_complete(collect(in_process, request(ref, PROMPTS[2], max_tokens=4, logprobs=True,
-                                                                    top_logprobs=3)))
-
-    async def own():
-        engine = LocalEngine(num_parallel=1, kernels="torch", dtype="float32")
-        try:
-            return (await collect(engine, request(ref, PROMPTS[2], max_tokens=4, logprobs=True, top_logprobs=3)))[0]
-        finally:
-            await engine.close()
-
-    theirs = asyncio.run(own())
+    req = request(ref, PROMPTS[2], max_tokens=4, logprobs=True, top_logprobs=3)
+    tokens, _ = loop.run_until_complete(collect(in_process, req))
+    [theirs] = on_ossys_engine(req)
     for mine, reference in zip(tokens, theirs):
         assert mine.id == reference.id and mine.logprob == pytest.approx(reference.logprob, abs=1e-3)
         assert [i for i, _ in mine.top_logprobs] == [i for i, _ in reference.top_logprobs]
@@ -212,15 +211,8 @@ def test_a_json_schema_through_the_stepping_gives_ossys_own_tokens(in_process, l
         return GenerateRequest(ref, tuple(PROMPTS[0]), SamplingOptions(temperature=0.0), max_tokens=12,
                                constraint=make_constraint(schema, tokenizer, harmony=False), num_ctx=1024)
 
-    async def own():
-        engine = LocalEngine(num_parallel=1, kernels="torch", dtype="float32")
-        try:
-            return [t.id for t in (await collect(engine, constrained()))[0]]
-        finally:
-            await engine.close()
-
     ids = [t.id for t in loop.run_until_complete(collect(in_process, constrained()))[0]]
-    assert ids == asyncio.run(own()) and len(ids) == 12
+    assert ids == [t.id for t in on_ossys_engine(constrained())[0]] and len(ids) == 12
     check = make_constraint(schema, tokenizer, harmony=False)
     for i, token in enumerate(ids):
         allowed = check.allowed(ids[:i])
@@ -319,12 +311,7 @@ def test_a_vllm_server_over_http(vllm_server, ref, expected):
             greedy = [[t.id for t in (await collect(engine, request(ref, p, max_tokens=24)))[0]] for p in PROMPTS]
             both = await asyncio.gather(*(collect(engine, request(ref, p, max_tokens=24)) for p in PROMPTS))
             with_logprobs = await collect(engine, request(ref, PROMPTS[2], max_tokens=2, logprobs=True, top_logprobs=2))
-            generation = await engine.submit(request(ref, PROMPTS[1], max_tokens=900, temperature=1.0, seed=1))
-            events = []
-            async for event in generation:
-                events.append(event)
-                if len(events) == 2:
-                    generation.cancel()
+            events = await cancel_after(engine, request(ref, PROMPTS[1], max_tokens=900, temperature=1.0, seed=1), 2)
             return greedy, both, with_logprobs, events, engine.loaded()
         finally:
             await engine.close()
