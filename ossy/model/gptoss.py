@@ -224,6 +224,9 @@ class GptOss:
         for layer in layers if self.kernels is not None else ():
             if isinstance(layer.experts, PackedExperts):
                 self.kernels.pack(layer.experts)
+            layer.qkv, layer.out = self.kernels.resident(layer.qkv), self.kernels.resident(layer.out)
+        if self.kernels is not None:
+            unembed = self.kernels.resident(unembed)
         self.embed = embed  # [V, H]
         self.layers = layers
         self.norm = norm  # [H] fp32
