@@ -358,11 +358,12 @@ class GptOss:
         c = self.config
         Hq, Hkv, D = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         qkv = self._linear(h, layer.qkv, layer.qkv_bias)  # [N, (Hq + 2 Hkv) D]
-        if self._native_step(qkv):
+        native = self._native_step(qkv)
+        if native:
             self.kernels.rope(qkv, Hq + Hkv, D, cos, sin)  # q and k rotated in place
         q, k, v = qkv.split((Hq * D, Hkv * D, Hkv * D), dim=-1)
         q, k, v = q.view(-1, Hq, D), k.view(-1, Hkv, D), v.view(-1, Hkv, D)
-        if not self._native_step(qkv):
+        if not native:
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)  # [N, Hq, D], [N, Hkv, D]
         window = c.sliding_window if layer.sliding else None
         outs, start = [], 0
